@@ -116,7 +116,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     try:
         if environ is None:
             return Settings()
-        return Settings(**{k.lower(): v for k, v in environ.items() if k.lower() in Settings.model_fields})  # type: ignore[arg-type]
+        known = {k.lower(): v for k, v in environ.items() if k.lower() in Settings.model_fields}
+        return Settings(**known)  # type: ignore[arg-type]
     except ValidationError as exc:
         error = exc.errors()[0]
         if error["loc"]:

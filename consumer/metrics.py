@@ -24,7 +24,9 @@ DECODE_ERRORS = Counter(
     "tracking_decode_errors_total", "Records whose bytes, key or IDs could not be decoded."
 )
 DEAD_LETTERS = Counter(
-    "tracking_dead_letters_total", "Records written to the dead-letter topic, by reason.", ["reason"]
+    "tracking_dead_letters_total",
+    "Records written to the dead-letter topic, by reason.",
+    ["reason"],
 )
 REDO_REQUESTS = Counter(
     "tracking_redo_requests_total",
@@ -37,9 +39,7 @@ REDO_REQUEST_DURATION = Histogram(
     ["kind"],
     buckets=_LATENCY_BUCKETS,
 )
-REDO_RETRIES = Counter(
-    "tracking_redo_retries_total", "Redo calls retried, by reason.", ["reason"]
-)
+REDO_RETRIES = Counter("tracking_redo_retries_total", "Redo calls retried, by reason.", ["reason"])
 REDO_IN_FLIGHT = Gauge("tracking_redo_in_flight_requests", "Redo requests currently in flight.")
 REDO_AUTH_BLOCKED = Gauge(
     "tracking_redo_auth_blocked", "1 while Redo answers 401/403 and calls are stopped."
