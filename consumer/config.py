@@ -115,9 +115,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the settings; raise ``ConfigError`` naming the first bad setting."""
     try:
         if environ is None:
-            return Settings()
+            return Settings()  # type: ignore[call-arg]  # values come from the environment
         known = {k.lower(): v for k, v in environ.items() if k.lower() in Settings.model_fields}
-        return Settings(**known)  # type: ignore[arg-type]
+        return Settings.model_validate(known)
     except ValidationError as exc:
         error = exc.errors()[0]
         if error["loc"]:
