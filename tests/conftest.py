@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -18,6 +18,7 @@ from devkit.broker import (
     kafka_cluster,
     pick_free_ports,
 )
+from devkit.sandbox import SandboxControl, SandboxServer
 
 # ---------------------------------------------------------------------------------------------
 # Kafka broker (devkit.broker)
@@ -84,3 +85,57 @@ def new_topic(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Iterator[
 
 
 # end of the Kafka broker block --------------------------------------------------------
+
+
+# the Redo sandbox and the consumer's environment ------------------------------------------
+
+SANDBOX_TOKEN = "test-token-0123456789"
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[SandboxServer]:
+    with SandboxServer(token=SANDBOX_TOKEN) as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox(sandbox_server: SandboxServer) -> Iterator[SandboxControl]:
+    """The session's sandbox, with an empty record and no faults at the start of each test."""
+    with SandboxControl(sandbox_server.url) as control:
+        control.clear_faults()
+        control.reset()
+        yield control
+        control.clear_faults()
+
+
+@pytest.fixture
+def secret_file(tmp_path: Path) -> Path:
+    path = tmp_path / "redo-secret"
+    path.write_text(SANDBOX_TOKEN)
+    return path
+
+
+@pytest.fixture
+def consumer_env(
+    kafka_bootstrap: str, sandbox_server: SandboxServer, secret_file: Path
+) -> Callable[..., dict[str, str]]:
+    """Environment for a consumer process reading ``topic`` and calling the sandbox; fast
+    commits and short retry delays so tests finish quickly."""
+
+    def make(topic: str, **overrides: str) -> dict[str, str]:
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+            "KAFKA_TOPIC": topic,
+            "KAFKA_GROUP_ID": f"group-{topic}",
+            "REDO_API_URL": sandbox_server.url,
+            "REDO_API_SECRET_FILE": str(secret_file),
+            "COMMIT_INTERVAL_SECONDS": "0.2",
+            "RETRY_INITIAL_SECONDS": "0.05",
+            "RETRY_MAX_SECONDS": "0.5",
+            "AUTH_RETRY_SECONDS": "0.5",
+            "SHUTDOWN_GRACE_SECONDS": "10",
+            "LOG_LEVEL": "INFO",
+            **overrides,
+        }
+
+    return make

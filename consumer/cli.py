@@ -1,0 +1,54 @@
+"""``tracking-consumer`` / ``python -m consumer``: run the service or check its configuration.
+
+Exit codes: 0 clean stop, 2 invalid configuration (one line on stderr naming the setting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from consumer.config import Settings, load_settings
+from consumer.errors import ConfigError
+
+EXIT_CONFIG = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tracking-consumer", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="consume tracking events and call Redo")
+    run.add_argument(
+        "--dry-run", action="store_true", help="log the calls it would make, send nothing"
+    )
+    commands.add_parser("check-config", help="validate the settings and the rules file, then exit")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = _validated_settings()
+    except ConfigError as exc:
+        print(f"tracking-consumer: invalid configuration: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.command == "check-config":
+        print("configuration ok")
+        return 0
+
+    from consumer.app import run_service
+    from consumer.logs import configure_logging
+
+    configure_logging(settings.log_level)
+    asyncio.run(run_service(settings, dry_run=args.dry_run))
+    return 0
+
+
+def _validated_settings() -> Settings:
+    """Everything that can be checked before touching the network: settings and files."""
+    from consumer.codec import build_decoder
+    from consumer.redo.secrets import SecretProvider
+
+    settings = load_settings()
+    SecretProvider.from_settings(settings)
+    if settings.avro_framing == "raw":
+        build_decoder(settings)
+    return settings

@@ -1,0 +1,61 @@
+"""The dead-letter topic: where records and calls that no retry can fix are kept for people.
+
+Every dead letter carries headers naming the error and the source topic, partition and offset, so
+an operator can find the input and replay it once the cause is fixed. The API secret is never
+part of one: a rejected call is stored as its path, body and Redo's answer, not as the request.
+"""
+
+from __future__ import annotations
+
+import json
+
+from consumer import metrics
+from consumer.errors import RedoError
+from consumer.model import RedoCall
+from consumer.producer import AsyncProducer
+from consumer.records import RawRecord
+from consumer.redo.payload import request_body, request_path
+
+_MAX_ERROR_HEADER = 1000
+
+
+class DeadLetters:
+    def __init__(self, producer: AsyncProducer, topic: str) -> None:
+        self._producer = producer
+        self.topic = topic
+
+    async def undecodable(self, record: RawRecord, reason: str, error: str) -> None:
+        """Keep the original bytes and headers, plus where they came from and why they failed."""
+        metrics.DECODE_ERRORS.inc()
+        await self._write(record, reason, error, record.value, record.headers)
+
+    async def rejected_call(self, record: RawRecord, call: RedoCall, exc: RedoError) -> None:
+        """Keep the call Redo refused and Redo's answer, keyed like the input."""
+        reason = "redo_404" if exc.status_code == 404 else f"redo_{exc.status_code or 'error'}"
+        document = {
+            "request": {"path": request_path(call), "body": request_body(call)},
+            "response": {"status": exc.status_code, "body": exc.body},
+        }
+        value = json.dumps(document).encode()
+        headers = (("content-type", b"application/json"),)
+        await self._write(record, reason, str(exc), value, headers)
+
+    async def _write(
+        self,
+        record: RawRecord,
+        reason: str,
+        error: str,
+        value: bytes | None,
+        headers: tuple[tuple[str, bytes], ...],
+    ) -> None:
+        provenance = (
+            ("dlq.reason", reason.encode()),
+            ("dlq.error", error[:_MAX_ERROR_HEADER].encode()),
+            ("dlq.source.topic", record.topic.encode()),
+            ("dlq.source.partition", str(record.partition).encode()),
+            ("dlq.source.offset", str(record.offset).encode()),
+        )
+        await self._producer.produce(
+            self.topic, value, key=record.key, headers=(*headers, *provenance)
+        )
+        metrics.DEAD_LETTERS.labels(reason=reason).inc()

@@ -1,0 +1,89 @@
+"""Which offsets may be committed: the highest contiguous *done* offset + 1, per partition.
+
+Offsets are registered in fetch order and marked done in any order (calls for different
+fulfillments finish out of order). Only the done prefix may be committed, so an offset that is
+still in flight holds back every later one: nothing is committed past a record that is not done.
+Kafka offsets can have gaps (compaction, transaction markers); the prefix follows the registered
+order, not ``offset + 1`` arithmetic.
+
+Thread-safe: the Kafka thread registers and commits, the asyncio loop marks records done.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+
+
+@dataclass(eq=False)
+class PartitionWork:
+    """One assignment of one partition. A re-assignment gets a new object, so late completions
+    of work fetched under an earlier assignment cannot touch the new one."""
+
+    topic: str
+    partition: int
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _outstanding: deque[int] = field(default_factory=deque, repr=False)
+    _done_early: set[int] = field(default_factory=set, repr=False)
+    committable: int | None = None
+    committed: int | None = None
+    revoked: bool = False
+
+    def register(self, offset: int) -> None:
+        with self._lock:
+            self._outstanding.append(offset)
+
+    def done(self, offset: int) -> None:
+        with self._lock:
+            self._done_early.add(offset)
+            while self._outstanding and self._outstanding[0] in self._done_early:
+                head = self._outstanding.popleft()
+                self._done_early.discard(head)
+                self.committable = head + 1
+
+    @property
+    def buffered(self) -> int:
+        """Records fetched and not yet done."""
+        with self._lock:
+            return len(self._outstanding)
+
+    def to_commit(self) -> int | None:
+        """The offset to commit now, or None when nothing new is done."""
+        with self._lock:
+            if self.committable is None or self.committable == self.committed:
+                return None
+            return self.committable
+
+
+class OffsetTracker:
+    """The current ``PartitionWork`` of every assigned partition."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._partitions: dict[tuple[str, int], PartitionWork] = {}
+
+    def assign(self, topic: str, partition: int) -> PartitionWork:
+        work = PartitionWork(topic, partition)
+        with self._lock:
+            self._partitions[(topic, partition)] = work
+        return work
+
+    def revoke(self, topic: str, partition: int) -> PartitionWork | None:
+        with self._lock:
+            work = self._partitions.pop((topic, partition), None)
+        if work is not None:
+            work.revoked = True
+        return work
+
+    def get(self, topic: str, partition: int) -> PartitionWork | None:
+        with self._lock:
+            return self._partitions.get((topic, partition))
+
+    def all(self) -> list[PartitionWork]:
+        with self._lock:
+            return list(self._partitions.values())
+
+    @property
+    def buffered(self) -> int:
+        return sum(work.buffered for work in self.all())

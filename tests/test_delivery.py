@@ -1,0 +1,144 @@
+"""The retry policy, driven by a scripted sender (the real HTTP path is in the e2e tests)."""
+
+import asyncio
+import threading
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import pytest
+
+from consumer.delivery import Deliverer, Outcome, RetryPolicy
+from consumer.errors import (
+    RedoAuthError,
+    RedoError,
+    RedoNotFoundError,
+    RedoRejectedError,
+    RedoRetryableError,
+)
+from consumer.model import CallKind, RedoCall
+
+CALL = RedoCall(CallKind.STATUS, "s", "o", "f", "in_transit", datetime(2026, 1, 1, tzinfo=UTC))
+FAST = RetryPolicy(
+    initial_seconds=0.001,
+    max_seconds=0.01,
+    not_found_window_seconds=0.05,
+    auth_retry_seconds=0.01,
+    circuit_failure_threshold=3,
+)
+
+
+class ScriptedSender:
+    def __init__(self, script: Iterable[RedoError | None]) -> None:
+        self.script = list(script)
+        self.attempts = 0
+
+    async def send(self, call: RedoCall) -> None:
+        self.attempts += 1
+        outcome = self.script.pop(0) if self.script else None
+        if outcome is not None:
+            raise outcome
+
+
+class Secrets:
+    reloads = 0
+
+    def reload(self) -> None:
+        self.reloads += 1
+
+
+def deliver(
+    script: list[RedoError | None],
+) -> tuple[Outcome, ScriptedSender, list[RedoError], Deliverer, Secrets]:
+    sender = ScriptedSender(script)
+    secrets = Secrets()
+    dead: list[RedoError] = []
+
+    async def dead_letter(call: RedoCall, exc: RedoError) -> None:
+        dead.append(exc)
+
+    async def run() -> tuple[Outcome, Deliverer]:
+        deliverer = Deliverer(
+            sender,
+            secrets,
+            FAST,
+            max_in_flight=4,
+            circuit_flag=threading.Event(),  # type: ignore[arg-type]
+        )
+        outcome = await deliverer.deliver(CALL, abandoned=lambda: False, dead_letter=dead_letter)
+        return outcome, deliverer
+
+    outcome, deliverer = asyncio.run(run())
+    return outcome, sender, dead, deliverer, secrets
+
+
+def test_retryable_failures_are_retried_until_success() -> None:
+    failures = [RedoRetryableError("503", status_code=503) for _ in range(6)]
+    outcome, sender, dead, deliverer, _ = deliver([*failures, None])
+    assert outcome is Outcome.SENT
+    assert sender.attempts == 7
+    assert not dead
+    assert not deliverer.circuit.closed  # the success closed the circuit again
+
+
+def test_400_is_dead_lettered_without_retry() -> None:
+    outcome, sender, dead, _, _ = deliver([RedoRejectedError("bad", status_code=400)])
+    assert outcome is Outcome.DEAD_LETTERED
+    assert sender.attempts == 1
+    assert [e.status_code for e in dead] == [400]
+
+
+def test_404_is_retried_for_the_window_then_dead_lettered() -> None:
+    outcome, sender, dead, _, _ = deliver(
+        [RedoNotFoundError("nf", status_code=404) for _ in range(10_000)]
+    )
+    assert outcome is Outcome.DEAD_LETTERED
+    assert sender.attempts > 1
+    assert [e.status_code for e in dead] == [404]
+
+
+def test_404_then_found_is_sent() -> None:
+    outcome, _, dead, _, _ = deliver([RedoNotFoundError("nf", status_code=404), None])
+    assert outcome is Outcome.SENT and not dead
+
+
+def test_401_blocks_then_a_probe_rereads_the_secret() -> None:
+    outcome, sender, dead, deliverer, secrets = deliver(
+        [RedoAuthError("401", status_code=401), RedoAuthError("401", status_code=401), None]
+    )
+    assert outcome is Outcome.SENT
+    assert sender.attempts == 3
+    assert secrets.reloads == 2
+    assert not deliverer.auth_gate.closed
+    assert not dead
+
+
+def test_retry_after_is_a_floor_on_the_delay() -> None:
+    policy = RetryPolicy(initial_seconds=0.001, max_seconds=0.002)
+    assert all(policy.backoff(attempt, retry_after=3.0) >= 3.0 for attempt in range(5))
+    assert all(0 <= policy.backoff(attempt) <= 0.002 for attempt in range(20))
+
+
+@pytest.mark.parametrize("attempts_before_abandon", [1, 3])
+def test_abandoned_delivery_stops_retrying(attempts_before_abandon: int) -> None:
+    sender = ScriptedSender([RedoRetryableError("x") for _ in range(100)])
+
+    async def run() -> Outcome:
+        deliverer = Deliverer(
+            sender,
+            Secrets(),
+            FAST,
+            max_in_flight=1,
+            circuit_flag=threading.Event(),  # type: ignore[arg-type]
+        )
+
+        async def dead_letter(call: RedoCall, exc: RedoError) -> None:
+            raise AssertionError("no dead letter expected")
+
+        return await deliverer.deliver(
+            CALL,
+            abandoned=lambda: sender.attempts >= attempts_before_abandon,
+            dead_letter=dead_letter,
+        )
+
+    assert asyncio.run(run()) is Outcome.ABANDONED
+    assert sender.attempts == attempts_before_abandon
