@@ -77,7 +77,12 @@ async def run_service(settings: Settings, *, dry_run: bool = False) -> None:
     )
     circuit_open = threading.Event()
     deliverer = Deliverer(
-        sender, secrets, policy, max_in_flight=settings.max_in_flight, circuit_flag=circuit_open
+        sender,
+        secrets,
+        policy,
+        max_in_flight=settings.max_in_flight,
+        circuit_flag=circuit_open,
+        rate_limit=settings.redo_rate_limit,
     )
     producer = AsyncProducer(common)
     pipeline = Pipeline(

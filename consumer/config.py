@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     redo_api_secret_file: Path | None = None
     redo_store_secrets_file: Path | None = None
     redo_timeout_seconds: float = Field(default=10.0, gt=0)
+    redo_rate_limit: float = Field(default=0.0, ge=0)
 
     rules_file: Path | None = None
     dlq_topic: str | None = None

@@ -32,6 +32,7 @@ from consumer.errors import (
     RedoRetryableError,
 )
 from consumer.model import RedoCall
+from consumer.rate_limit import RateLimiter
 from consumer.redo.secrets import SecretProvider
 
 log = logging.getLogger(__name__)
@@ -81,12 +82,14 @@ class Deliverer:
         *,
         max_in_flight: int,
         circuit_flag: threading.Event,
+        rate_limit: float = 0.0,
     ) -> None:
         """``circuit_flag`` mirrors the circuit for the Kafka thread, which pauses consumption."""
         self._client = client
         self._secrets = secrets
         self._policy = policy
         self._slots = asyncio.Semaphore(max_in_flight)
+        self._rate = RateLimiter(rate_limit)
         self._consecutive_failures = 0
         self.auth_gate = Gate(
             "auth",
@@ -114,6 +117,7 @@ class Deliverer:
                 break
             try:
                 async with self._slots:
+                    await self._rate.acquire()
                     await self._client.send(call)
             except RedoAuthError as exc:
                 await self._failed(self.auth_gate, auth_probe)
