@@ -1,0 +1,366 @@
+"""The rules engine of DESIGN §3 to §5 as pure functions: (state, input) → (new state, Redo calls).
+
+No I/O and no wall clock: the caller passes the clock, so a backlog replay and a live run are the
+same computation. Calls in a result are in the order they must be sent for that fulfillment, and
+results must be queued in the order they were computed (timer results included).
+
+**When to fire timers.** ``process_scan`` does the whole DESIGN §5 protocol for one record: it
+fires the shipment's timers due before the scan's event time T (``fire_timers(state, clock=T)``),
+applies the scan (``apply_scan``), then fires again at the partition clock with this record
+counted (while catching up, the stream time: the largest event time seen, T included; once caught
+up, the wall clock). Firing at T
+first, not at the partition clock, matters: a timer due between T and the clock must see this scan
+first, or a scan that happened in time would still be flagged stalled because the consumer was
+behind. Firing after the scan catches what the scan itself made due (an ETA whose day is over).
+Between records, the caller's timer wheel calls ``fire_timers`` with the partition clock once it
+passes ``next_deadline`` (re-read after every transition). A timer fires once the clock is strictly
+past its deadline (§5: "no scan for *longer than* the threshold", "the clock *passes* the end of
+the ETA day"); at exactly the deadline it does not.
+
+**Detection time.** An event call's ``at`` is the deterministic moment its rule became true: the
+timer's deadline (``last_scan_at + threshold``, or the end of the ETA day + ``eta_grace``), or the
+scan's event time for the ETA-shift rules. A live consumer with a prompt timer detects at exactly
+that moment; a replay that jumps the clock over it produces the very same call. Results of one
+``fire_timers`` are sorted by ``at``, so ticking the clock in small steps or one big jump yields the
+same call sequence.
+
+**"Notified" only after the 2xx.** A returned state already carries the marks of its own calls
+(``stall_notified``, ``notified_*``, ``last_status_sent``, the eventId) so later inputs, processed
+while those calls are still in flight, never repeat them. The durability rule for the caller:
+*write a transition's state to the changelog only once every call of that transition, and so,
+by per-fulfillment order, every earlier call, has got its 2xx* (or was dead-lettered, or dropped by
+``is_stale``: all three are "done" per DESIGN §6 and keep their marks). A crash before the 2xx
+leaves the changelog at the previous state and the input uncommitted, so the replay recomputes and
+re-sends the call; the only duplicate is a crash after the 2xx but before the changelog
+acknowledgement, which is rare and allowed by at-least-once delivery. Nothing ever needs rolling
+back, because a call is never abandoned without being done. The changelog may run ahead of the
+committed offsets; records replayed over a newer state are then dropped by their remembered eventId
+(or as out of order), so they cause no second call.
+
+**Scans.** A repeated eventId is dropped (``DUPLICATE``: no call, no change). A scan older than
+``last_scan_at`` is ``OUT_OF_ORDER``: no call, status and ETAs untouched; its eventId is remembered
+(a replay of it is then a plain duplicate), and a terminal status on it still marks the shipment
+terminal, because a late-arriving "delivered" must silence the stall and delay rules even when a
+scanner's clock ran a little behind. A scan at the same instant as ``last_scan_at`` is applied but
+does not start a new stall episode: it says nothing new about the gap. An ``unknown`` scan is
+carrier activity (it ends a stall episode and may carry an ETA) but makes no status call and
+leaves ``last_status`` unchanged. Scans after a terminal status are still forwarded as status calls
+(they are tracking history); terminal is sticky, so no event call ever follows it.
+
+**ETA reference.** The first ETA seen becomes the reference. A later ETA at least
+``delay_min_days`` after the reference is a *delayed* (a); at least ``early_min_days`` before it,
+*arriving_early*. Either shift moves the reference to the new ETA, so a further slip of another day
+fires again for the new value, while small drifts below the thresholds accumulate against the old
+reference. Each rule fires at most once per ETA value; *delayed* (a) and (b) share one record of
+values, so an ETA already reported delayed is not reported again when its day passes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from typing import Literal
+
+from consumer.model import (
+    TERMINAL_STATUSES,
+    AutomationEvent,
+    CallKind,
+    RedoCall,
+    ShipmentStatus,
+    TrackingEvent,
+)
+from consumer.rules.config import RulesConfig, Thresholds
+from consumer.rules.state import (
+    MAX_NOTIFIED_ETAS,
+    MAX_RECENT_EVENT_IDS,
+    ShipmentState,
+    remember,
+)
+
+ForwardPolicy = Literal["all", "changes"]
+"""``FORWARD_SCANS``: a status call for every scan, or only when the status differs from the last
+one sent."""
+
+
+class Verdict(StrEnum):
+    """What happened to a scan; the caller counts ``duplicate`` and ``out_of_order``."""
+
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    OUT_OF_ORDER = "out_of_order"
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """The new state and the calls to send, in order, for one fulfillment."""
+
+    state: ShipmentState
+    calls: tuple[RedoCall, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ScanTransition(Transition):
+    """A ``Transition`` caused by a scan, with the scan's verdict."""
+
+    verdict: Verdict
+
+
+def process_scan(
+    state: ShipmentState | None,
+    event: TrackingEvent,
+    *,
+    clock: datetime,
+    config: RulesConfig,
+    forward: ForwardPolicy,
+) -> ScanTransition:
+    """Fire timers due before the scan, apply it, fire timers due by ``clock`` (DESIGN §5).
+
+    ``clock`` is the partition clock with this record counted. The calls are in that order; the
+    verdict is the scan's.
+    """
+    before: tuple[RedoCall, ...] = ()
+    if state is not None:
+        fired = fire_timers(state, clock=event.occurred_at, config=config)
+        state, before = fired.state, fired.calls
+    applied = apply_scan(state, event, config=config, forward=forward)
+    after = fire_timers(applied.state, clock=clock, config=config)
+    return ScanTransition(after.state, before + applied.calls + after.calls, applied.verdict)
+
+
+def apply_scan(
+    state: ShipmentState | None,
+    event: TrackingEvent,
+    *,
+    config: RulesConfig,
+    forward: ForwardPolicy,
+) -> ScanTransition:
+    """Apply one scan without firing timers (see ``process_scan`` for the order of the two).
+
+    ``state`` is None for a fulfillment not seen before (or whose state expired).
+    """
+    if state is None:
+        fresh = ShipmentState(
+            fulfillment_id=event.fulfillment_id,
+            store_id=event.store_id,
+            order_id=event.order_id,
+            last_scan_at=event.occurred_at,
+            recent_event_ids=(event.event_id,),
+        )
+        return _apply(fresh, event, config=config, forward=forward)
+    if event.event_id in state.recent_event_ids:
+        return ScanTransition(state, (), Verdict.DUPLICATE)
+    seen = replace(
+        state,
+        recent_event_ids=remember(state.recent_event_ids, event.event_id, MAX_RECENT_EVENT_IDS),
+    )
+    if event.occurred_at < state.last_scan_at:
+        return ScanTransition(_note_terminal(seen, event), (), Verdict.OUT_OF_ORDER)
+    return _apply(seen, event, config=config, forward=forward)
+
+
+def fire_timers(state: ShipmentState, *, clock: datetime, config: RulesConfig) -> Transition:
+    """Fire the stall and ETA-passed timers whose deadline ``clock`` is strictly past.
+
+    Idempotent: each fired timer is marked in the returned state and does not fire again.
+    """
+    thresholds = config.for_carrier(state.carrier)
+    calls: list[RedoCall] = []
+    stall_at = _stall_deadline(state, thresholds)
+    if stall_at is not None and clock > stall_at:
+        calls.append(_stall_call(state, stall_at))
+        state = replace(state, stall_notified=True)
+    eta_at = _eta_deadline(state, thresholds)
+    if eta_at is not None and state.current_eta is not None and clock > eta_at:
+        calls.append(_eta_passed_call(state, eta_at))
+        state = replace(
+            state,
+            notified_delayed=remember(state.notified_delayed, state.current_eta, MAX_NOTIFIED_ETAS),
+        )
+    calls.sort(key=lambda call: call.at)
+    return Transition(state, tuple(calls))
+
+
+def next_deadline(state: ShipmentState, config: RulesConfig) -> datetime | None:
+    """The earliest deadline of a pending timer; None when no timer can fire without a new scan.
+
+    ``fire_timers`` fires nothing for a clock at or before it and something for any clock after.
+    """
+    thresholds = config.for_carrier(state.carrier)
+    pending = [
+        deadline
+        for deadline in (_stall_deadline(state, thresholds), _eta_deadline(state, thresholds))
+        if deadline is not None
+    ]
+    return min(pending, default=None)
+
+
+def expires_at(state: ShipmentState, config: RulesConfig) -> datetime:
+    """When the state may be dropped (tombstoned): a while after the last scan or terminal status.
+
+    Compared with the same partition clock as the timers.
+    """
+    thresholds = config.for_carrier(state.carrier)
+    after_last_scan = state.last_scan_at + thresholds.expire_after_last_scan
+    if state.terminal_at is None:
+        return after_last_scan
+    return min(after_last_scan, state.terminal_at + thresholds.expire_after_terminal)
+
+
+def is_stale(call: RedoCall, *, now: datetime, max_age: timedelta) -> bool:
+    """DESIGN §3 stale-news guard, applied at send time: ``call.at`` older than ``max_age``.
+
+    ``max_age`` of zero turns the guard off. A stale call still counts as done, so the state that
+    produced it keeps its marks.
+    """
+    return max_age > timedelta(0) and now - call.at > max_age
+
+
+def _apply(
+    state: ShipmentState, event: TrackingEvent, *, config: RulesConfig, forward: ForwardPolicy
+) -> ScanTransition:
+    known = event.status is not ShipmentStatus.UNKNOWN
+    state = _note_terminal(
+        replace(
+            state,
+            store_id=event.store_id,
+            order_id=event.order_id,
+            carrier=event.carrier or state.carrier,
+            last_status=event.status if known else state.last_status,
+            current_eta=event.estimated_delivery_date or state.current_eta,
+            stall_notified=state.stall_notified and event.occurred_at <= state.last_scan_at,
+            last_scan_at=event.occurred_at,
+        ),
+        event,
+    )
+    calls: list[RedoCall] = []
+    if known and (forward == "all" or event.status != state.last_status_sent):
+        calls.append(_status_call(state, event))
+        state = replace(state, last_status_sent=event.status)
+    eta = event.estimated_delivery_date
+    if eta is not None and not state.terminal:
+        state, eta_calls = _eta_shift(
+            state, eta, event.occurred_at, config.for_carrier(state.carrier)
+        )
+        calls.extend(eta_calls)
+    return ScanTransition(state, tuple(calls), Verdict.APPLIED)
+
+
+def _note_terminal(state: ShipmentState, event: TrackingEvent) -> ShipmentState:
+    if event.status not in TERMINAL_STATUSES:
+        return state
+    if state.terminal_at is not None and state.terminal_at >= event.occurred_at:
+        return state
+    return replace(state, terminal_at=event.occurred_at)
+
+
+def _eta_shift(
+    state: ShipmentState, eta: date, at: datetime, thresholds: Thresholds
+) -> tuple[ShipmentState, tuple[RedoCall, ...]]:
+    """Delayed (a) and arriving_early: compare a scan's ETA with the reference ETA."""
+    reference = state.reference_eta
+    if reference is None:
+        return replace(state, reference_eta=eta), ()
+    shift = (eta - reference).days
+    if shift >= thresholds.delay_min_days:
+        rule, already = AutomationEvent.DELAYED, state.notified_delayed
+    elif -shift >= thresholds.early_min_days:
+        rule, already = AutomationEvent.ARRIVING_EARLY, state.notified_early
+    else:
+        return state, ()
+    state = replace(state, reference_eta=eta)
+    if eta in already:
+        return state, ()
+    direction = "later" if shift > 0 else "earlier"
+    message = f"Estimated delivery moved from {reference} to {eta}, {_days(abs(shift))} {direction}"
+    call = _event_call(state, rule, at, message)
+    marked = remember(already, eta, MAX_NOTIFIED_ETAS)
+    if rule is AutomationEvent.DELAYED:
+        return replace(state, notified_delayed=marked), (call,)
+    return replace(state, notified_early=marked), (call,)
+
+
+def _stall_deadline(state: ShipmentState, thresholds: Thresholds) -> datetime | None:
+    threshold = thresholds.stall_threshold(state.last_status)
+    if state.terminal or state.stall_notified or threshold is None:
+        return None
+    return state.last_scan_at + threshold
+
+
+def _eta_deadline(state: ShipmentState, thresholds: Thresholds) -> datetime | None:
+    """The end of the current ETA day, taken as the next day's 00:00 UTC, plus ``eta_grace``.
+
+    UTC because the ETA is a bare calendar date with no time zone (Redo notes carriers' dates may
+    be off by a day anyway); a grace of a few hours can absorb the destination's offset.
+    """
+    eta = state.current_eta
+    if state.terminal or eta is None or eta in state.notified_delayed:
+        return None
+    return _start_of_day(eta + timedelta(days=1)) + thresholds.eta_grace
+
+
+def _start_of_day(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=UTC)
+
+
+def _status_call(state: ShipmentState, event: TrackingEvent) -> RedoCall:
+    return RedoCall(
+        kind=CallKind.STATUS,
+        store_id=state.store_id,
+        order_id=state.order_id,
+        fulfillment_id=state.fulfillment_id,
+        status=event.status.value,
+        at=event.occurred_at,
+        message=event.message,
+        location=event.location,
+        estimated_delivery_date=state.current_eta,
+    )
+
+
+def _event_call(
+    state: ShipmentState, rule: AutomationEvent, at: datetime, message: str
+) -> RedoCall:
+    return RedoCall(
+        kind=CallKind.EVENT,
+        store_id=state.store_id,
+        order_id=state.order_id,
+        fulfillment_id=state.fulfillment_id,
+        status=rule.value,
+        at=at,
+        message=message,
+        estimated_delivery_date=state.current_eta,
+    )
+
+
+def _stall_call(state: ShipmentState, deadline: datetime) -> RedoCall:
+    message = (
+        f"No carrier scan for more than {_duration(deadline - state.last_scan_at)} "
+        f"while {state.last_status} "
+        f"(last scan {_iso(state.last_scan_at)})"
+    )
+    return _event_call(state, AutomationEvent.STALLED_IN_TRANSIT, deadline, message)
+
+
+def _eta_passed_call(state: ShipmentState, deadline: datetime) -> RedoCall:
+    message = (
+        f"Estimated delivery date {state.current_eta} has passed without delivery "
+        f"(last status {state.last_status or ShipmentStatus.UNKNOWN})"
+    )
+    return _event_call(state, AutomationEvent.DELAYED, deadline, message)
+
+
+def _days(count: int) -> str:
+    return f"{count} day" if count == 1 else f"{count} days"
+
+
+def _duration(span: timedelta) -> str:
+    seconds = int(span.total_seconds())
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
