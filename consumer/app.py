@@ -19,19 +19,21 @@ from consumer.codec import build_decoder
 from consumer.config import Settings, librdkafka_overrides
 from consumer.dead_letters import DeadLetters
 from consumer.delivery import Deliverer, RetryPolicy
-from consumer.forwarding import ScanForwarder
 from consumer.health import Health, HealthServer
 from consumer.kafka_io import KafkaSource, SourceSettings, consumer_config
 from consumer.model import RedoCall
-from consumer.pipeline import Pipeline
+from consumer.pipeline import Pipeline, ProcessingSettings
 from consumer.producer import AsyncProducer
 from consumer.redo.client import RedoClient
 from consumer.redo.payload import request_body, request_path
 from consumer.redo.secrets import SecretProvider
+from consumer.rules import load_rules
+from consumer.state.changelog import Changelog, ensure_changelog
 
 log = logging.getLogger(__name__)
 
 REVOKE_TIMEOUT_SECONDS = 15.0
+TIMER_TICK_SECONDS = 1.0
 
 
 class DryRunSender:
@@ -56,7 +58,9 @@ async def run_service(settings: Settings, *, dry_run: bool = False) -> None:
         "logger": logging.getLogger("librdkafka"),
         **overrides,
     }
+    ensure_changelog(common, settings.changelog_topic, input_topic=settings.kafka_topic)
     ensure_topic(common, settings.dead_letter_topic, like=settings.kafka_topic)
+    rules = load_rules(settings.rules_file)
 
     secrets = SecretProvider.from_settings(settings)
     sender: RedoClient | DryRunSender = (
@@ -85,12 +89,15 @@ async def run_service(settings: Settings, *, dry_run: bool = False) -> None:
         rate_limit=settings.redo_rate_limit,
     )
     producer = AsyncProducer(common)
+    group_config = consumer_config(common, settings.kafka_group_id)
+    changelog = Changelog(settings.changelog_topic, producer, group_config)
     pipeline = Pipeline(
         build_decoder(settings),
-        ScanForwarder(),
         deliverer,
         DeadLetters(producer, settings.dead_letter_topic),
+        changelog,
         policy,
+        ProcessingSettings(rules, settings.forward_scans, settings.max_scan_age),
     )
     health = Health(auth_blocked=lambda: deliverer.auth_gate.closed)
     server = HealthServer(health, settings.metrics_port)
@@ -103,11 +110,12 @@ async def run_service(settings: Settings, *, dry_run: bool = False) -> None:
             revoke_timeout_seconds=REVOKE_TIMEOUT_SECONDS,
             shutdown_grace_seconds=settings.shutdown_grace_seconds,
         ),
-        consumer_config(common, settings.kafka_group_id),
+        group_config,
         pipeline,
         loop,
         health,
         circuit_open,
+        changelog,
     )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -116,14 +124,23 @@ async def run_service(settings: Settings, *, dry_run: bool = False) -> None:
         "consuming",
         extra={"topic": settings.kafka_topic, "group": settings.kafka_group_id, "dry_run": dry_run},
     )
+    ticker = asyncio.create_task(_tick(pipeline))
     try:
         await asyncio.to_thread(source.run, stop)
     finally:
+        ticker.cancel()
         await pipeline.close()
         await sender.aclose()
         producer.close()
         server.stop()
         log.info("stopped")
+
+
+async def _tick(pipeline: Pipeline) -> None:
+    """Wall-clock timers (stalls, passed ETAs) of caught-up partitions."""
+    while True:
+        await asyncio.sleep(TIMER_TICK_SECONDS)
+        pipeline.tick()
 
 
 def ensure_topic(config: dict[str, Any], topic: str, *, like: str) -> None:

@@ -38,17 +38,25 @@ def main(argv: list[str] | None = None) -> int:
     from consumer.logs import configure_logging
 
     configure_logging(settings.log_level)
-    asyncio.run(run_service(settings, dry_run=args.dry_run))
+    try:
+        asyncio.run(run_service(settings, dry_run=args.dry_run))
+    except ConfigError as exc:
+        print(f"tracking-consumer: invalid configuration: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     return 0
 
 
 def _validated_settings() -> Settings:
     """Everything that can be checked before touching the network: settings and files."""
     from consumer.codec import build_decoder
+    from consumer.config import librdkafka_overrides
     from consumer.redo.secrets import SecretProvider
+    from consumer.rules import load_rules
 
     settings = load_settings()
+    librdkafka_overrides()
     SecretProvider.from_settings(settings)
+    load_rules(settings.rules_file)
     if settings.avro_framing == "raw":
         build_decoder(settings)
     return settings

@@ -103,13 +103,22 @@ _KNOWN_KAFKA_SETTINGS = frozenset(
 
 
 def librdkafka_overrides(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """librdkafka settings passed through from ``KAFKA_*`` variables that are not our own."""
+    """librdkafka settings passed through from ``KAFKA_*`` variables that are not our own.
+
+    The assignment strategy must stay cooperative: partitions are assigned paused and resumed
+    after their state is restored, which relies on incremental assignment."""
     env = os.environ if environ is None else environ
-    return {
+    overrides = {
         name[len("KAFKA_") :].lower().replace("_", "."): value
         for name, value in env.items()
         if name.upper().startswith("KAFKA_") and name.upper() not in _KNOWN_KAFKA_SETTINGS
     }
+    strategy = overrides.get("partition.assignment.strategy", "cooperative-sticky")
+    if strategy != "cooperative-sticky":
+        raise ConfigError(
+            "KAFKA_PARTITION_ASSIGNMENT_STRATEGY", "only cooperative-sticky is supported"
+        )
+    return overrides
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

@@ -8,6 +8,7 @@ part of one: a rejected call is stored as its path, body and Redo's answer, not 
 from __future__ import annotations
 
 import json
+from typing import Protocol
 
 from consumer import metrics
 from consumer.errors import RedoError
@@ -17,6 +18,19 @@ from consumer.records import RawRecord
 from consumer.redo.payload import request_body, request_path
 
 _MAX_ERROR_HEADER = 1000
+
+
+class Origin(Protocol):
+    """Where a dead letter came from: an input record, or a shipment's timer (offset -1)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
 
 
 class DeadLetters:
@@ -29,7 +43,7 @@ class DeadLetters:
         metrics.DECODE_ERRORS.inc()
         await self._write(record, reason, error, record.value, record.headers)
 
-    async def rejected_call(self, record: RawRecord, call: RedoCall, exc: RedoError) -> None:
+    async def rejected_call(self, origin: Origin, call: RedoCall, exc: RedoError) -> None:
         """Keep the call Redo refused and Redo's answer, keyed like the input."""
         reason = "redo_404" if exc.status_code == 404 else f"redo_{exc.status_code or 'error'}"
         document = {
@@ -38,11 +52,11 @@ class DeadLetters:
         }
         value = json.dumps(document).encode()
         headers = (("content-type", b"application/json"),)
-        await self._write(record, reason, str(exc), value, headers)
+        await self._write(origin, reason, str(exc), value, headers)
 
     async def _write(
         self,
-        record: RawRecord,
+        origin: Origin,
         reason: str,
         error: str,
         value: bytes | None,
@@ -51,11 +65,11 @@ class DeadLetters:
         provenance = (
             ("dlq.reason", reason.encode()),
             ("dlq.error", error[:_MAX_ERROR_HEADER].encode()),
-            ("dlq.source.topic", record.topic.encode()),
-            ("dlq.source.partition", str(record.partition).encode()),
-            ("dlq.source.offset", str(record.offset).encode()),
+            ("dlq.source.topic", origin.topic.encode()),
+            ("dlq.source.partition", str(origin.partition).encode()),
+            ("dlq.source.offset", str(origin.offset).encode()),
         )
         await self._producer.produce(
-            self.topic, value, key=record.key, headers=(*headers, *provenance)
+            self.topic, value, key=origin.key, headers=(*headers, *provenance)
         )
         metrics.DEAD_LETTERS.labels(reason=reason).inc()

@@ -5,6 +5,11 @@ loop with ``call_soon_threadsafe``; rebalance callbacks (which librdkafka runs i
 ``consume``) wait on the loop for the revoked partitions' in-flight calls before committing, so a
 partition changes hands only after its finished work is committed. Commits carry, per partition,
 the highest contiguous done offset + 1 (``consumer.offsets``), never more.
+
+A newly assigned partition stays paused while a restore thread reads its state from the
+changelog; it is resumed, and its records flow, only once that state is attached to the pipeline.
+The thread also tells each partition whether it has caught up with the end of the log, which
+switches its rules clock from stream time to the wall clock.
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import queue
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +33,7 @@ from consumer.health import Health
 from consumer.offsets import OffsetTracker, PartitionWork
 from consumer.pipeline import Pipeline
 from consumer.records import RawRecord
+from consumer.state.changelog import Changelog
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +73,7 @@ class KafkaSource:
         loop: asyncio.AbstractEventLoop,
         health: Health,
         circuit_open: threading.Event,
+        changelog: Changelog,
     ) -> None:
         self._settings = settings
         self._config = {
@@ -78,6 +87,10 @@ class KafkaSource:
         self._circuit_open = circuit_open
         self._tracker = OffsetTracker()
         self._paused: set[tuple[str, int]] = set()
+        self._changelog = changelog
+        self._restorer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="restore")
+        self._restored: queue.SimpleQueue[PartitionWork] = queue.SimpleQueue()
+        self._at_end: set[PartitionWork] = set()
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set, then shut down gracefully."""
@@ -92,7 +105,9 @@ class KafkaSource:
         try:
             while not stop.is_set():
                 self._health.beat()
-                self._hand_over(consumer.consume(FETCH_BATCH, POLL_TIMEOUT_SECONDS))
+                self._hand_over(consumer, consumer.consume(FETCH_BATCH, POLL_TIMEOUT_SECONDS))
+                self._start_restored(consumer)
+                self._update_caught_up(consumer)
                 self._apply_backpressure(consumer)
                 if time.monotonic() >= next_commit:
                     self._commit(consumer, self._tracker.all())
@@ -101,9 +116,11 @@ class KafkaSource:
             self._shutdown(consumer)
         finally:
             consumer.close()
+            self._restorer.shutdown(wait=False, cancel_futures=True)
 
-    def _hand_over(self, messages: list[Message]) -> None:
+    def _hand_over(self, consumer: Consumer, messages: list[Message]) -> None:
         batch: list[RawRecord] = []
+        ends: dict[tuple[str, int], int] = {}
         for message in messages:
             error = message.error()
             if error is not None:
@@ -114,6 +131,11 @@ class KafkaSource:
             if work is None:
                 continue
             work.register(offset)
+            work.next_offset = offset + 1
+            end = ends.get((topic, partition))
+            if end is None:
+                end = ends[(topic, partition)] = self._log_end(consumer, work)
+            self._at_end.discard(work)
             batch.append(
                 RawRecord(
                     topic,
@@ -123,6 +145,7 @@ class KafkaSource:
                     message.value(),
                     tuple(message.headers() or ()),
                     work,
+                    at_end=offset + 1 >= end >= 0,
                 )
             )
         if batch:
@@ -135,6 +158,8 @@ class KafkaSource:
         to_pause, to_resume = [], []
         for work in self._tracker.all():
             key = (work.topic, work.partition)
+            if work.next_offset is None:
+                continue  # still restoring: stays paused
             buffered = work.buffered
             if key not in self._paused and (buffered >= limit or self._circuit_open.is_set()):
                 to_pause.append(key)
@@ -177,22 +202,79 @@ class KafkaSource:
             )
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Assign paused; restore each partition's state off this thread, then resume it."""
+        consumer.incremental_assign(partitions)
+        if partitions:
+            consumer.pause(partitions)
         for tp in partitions:
-            self._tracker.assign(tp.topic, tp.partition)
+            work = self._tracker.assign(tp.topic, tp.partition)
+            self._paused.add((tp.topic, tp.partition))
+            self._health.restoring.add((tp.topic, tp.partition))
+            self._restorer.submit(self._restore, work)
         self._health.joined = True
         metrics.ASSIGNED_PARTITIONS.set(len(self._tracker.all()))
         log.info("assigned %s", _names(partitions))
+
+    def _restore(self, work: PartitionWork) -> None:
+        """Runs on a restore thread; retries until it succeeds or the partition is revoked."""
+        attempt = 0
+        while not work.revoked:
+            try:
+                states = self._changelog.restore(work.partition)
+            except Exception:
+                attempt += 1
+                log.exception("state restore failed, retrying", extra={"partition": work.partition})
+                time.sleep(min(30.0, 0.5 * 2**attempt))
+                continue
+            self._loop.call_soon_threadsafe(self._pipeline.attach, work, states)
+            self._restored.put(work)
+            return
+
+    def _start_restored(self, consumer: Consumer) -> None:
+        """Partitions whose state is attached: find where they start, let them flow."""
+        while not self._restored.empty():
+            work = self._restored.get()
+            key = (work.topic, work.partition)
+            self._health.restoring.discard(key)
+            if work.revoked or self._tracker.get(*key) is not work:
+                continue
+            tp = TopicPartition(work.topic, work.partition)
+            committed = consumer.committed([tp], timeout=30)[0].offset
+            low, _high = consumer.get_watermark_offsets(tp, timeout=30)
+            work.next_offset = committed if committed >= 0 else low
+
+    def _update_caught_up(self, consumer: Consumer) -> None:
+        """Tell the loop when an idle partition has fetched everything up to the log end.
+
+        Sent through the loop's queue, behind the records already handed over, so the rules
+        switch to the wall clock only after those records were accepted. (A partition with
+        records in flight learns it from its last record's ``at_end``.)"""
+        for work in self._tracker.all():
+            if work.next_offset is None or work in self._at_end:
+                continue
+            end = self._log_end(consumer, work)
+            if end >= 0 and work.next_offset >= end:
+                self._at_end.add(work)
+                self._loop.call_soon_threadsafe(self._pipeline.caught_up, work)
+
+    @staticmethod
+    def _log_end(consumer: Consumer, work: PartitionWork) -> int:
+        """The high watermark librdkafka last saw (no request; -1001 when not yet known)."""
+        tp = TopicPartition(work.topic, work.partition)
+        return int(consumer.get_watermark_offsets(tp, cached=True)[1])
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         works = self._release(partitions)
         self._drain(works, self._settings.revoke_timeout_seconds, finish_queued=False)
         self._commit(consumer, works)
+        self._loop.call_soon_threadsafe(self._pipeline.detach, works)
         log.info("revoked %s", _names(partitions))
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Ownership is already gone: stop the work, commit nothing."""
         works = self._release(partitions)
         self._drain(works, self._settings.revoke_timeout_seconds, finish_queued=False)
+        self._loop.call_soon_threadsafe(self._pipeline.detach, works)
         log.warning("lost %s", _names(partitions))
 
     def _release(self, partitions: list[TopicPartition]) -> list[PartitionWork]:
@@ -202,6 +284,7 @@ class KafkaSource:
             if work is not None:
                 works.append(work)
             self._paused.discard((tp.topic, tp.partition))
+            self._health.restoring.discard((tp.topic, tp.partition))
             with contextlib.suppress(KeyError):
                 metrics.CONSUMER_LAG.remove(tp.topic, str(tp.partition))
         metrics.ASSIGNED_PARTITIONS.set(len(self._tracker.all()))

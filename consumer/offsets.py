@@ -29,6 +29,8 @@ class PartitionWork:
     committable: int | None = None
     committed: int | None = None
     revoked: bool = False
+    next_offset: int | None = None
+    caught_up: bool = False
 
     def register(self, offset: int) -> None:
         with self._lock:

@@ -1,9 +1,14 @@
-"""From fetched records to done offsets: decode → calls → per-fulfillment delivery → done.
+"""From fetched records to done offsets: decode → rules on per-shipment state → calls → done.
 
-Runs on the asyncio loop. The Kafka thread hands over batches with ``accept``; each record
-becomes one job on its fulfillment's FIFO, and the record's offset is marked done only when every
-call it caused reached a final outcome (2xx or dead letter). Revocation and shutdown go through
-``drain``, which stops dispatching a partition and waits, bounded, for its in-flight calls.
+Runs on the asyncio loop. The Kafka thread hands over batches with ``accept``, in fetch order.
+Each record advances its partition's clock, which may make other shipments' timers due; every
+piece of work for a shipment (its scans, its timers) is a job on that shipment's FIFO, so its
+state changes and its calls happen one at a time, in order. A record is done — and its offset may
+be committed — when every call it caused reached a final outcome (2xx, dead letter, or not sent as
+stale news) and its new state was acknowledged by the changelog.
+
+Revocation and shutdown go through ``drain``, which stops dispatching a partition's work and
+waits, bounded, for what is in flight.
 """
 
 from __future__ import annotations
@@ -12,152 +17,306 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Coroutine, Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Protocol
+from typing import Any
 
 from consumer import metrics
 from consumer.codec import EventDecoder
-from consumer.dead_letters import DeadLetters
+from consumer.dead_letters import DeadLetters, Origin
 from consumer.delivery import Deliverer, Outcome, RetryPolicy, sleep_unless
 from consumer.dispatch import KeyedDispatcher
 from consumer.errors import DecodeError, RedoError
-from consumer.model import RedoCall, TrackingEvent
+from consumer.model import CallKind, RedoCall, TrackingEvent
 from consumer.offsets import PartitionWork
 from consumer.records import RawRecord
+from consumer.rules import (
+    ForwardPolicy,
+    RulesConfig,
+    ShipmentState,
+    Verdict,
+    fire_timers,
+    is_stale,
+    process_scan,
+)
 from consumer.schema_registry import SchemaRegistryUnavailable
+from consumer.state.changelog import Changelog
+from consumer.state.store import PartitionStore
 
 log = logging.getLogger(__name__)
 
+Clock = Callable[[], datetime]
 
-class Processor(Protocol):
-    """Turns one decoded scan into the Redo calls it causes, in order."""
 
-    def process(self, event: TrackingEvent) -> Sequence[RedoCall]: ...
+@dataclass(frozen=True)
+class ProcessingSettings:
+    rules: RulesConfig
+    forward: ForwardPolicy
+    max_scan_age: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class TimerOrigin:
+    """Where a timer-fired call came from, for its dead letter: no input record, only a key."""
+
+    topic: str
+    partition: int
+    key: bytes
+    offset: int = -1
 
 
 class Pipeline:
     def __init__(
         self,
         decoder: EventDecoder,
-        processor: Processor,
         deliverer: Deliverer,
         dead_letters: DeadLetters,
+        changelog: Changelog,
         retry: RetryPolicy,
+        settings: ProcessingSettings,
+        *,
+        wall_clock: Clock = lambda: datetime.now(UTC),
     ) -> None:
         self._decoder = decoder
-        self._retry = retry
-        self._processor = processor
         self._deliverer = deliverer
         self._dead_letters = dead_letters
+        self._changelog = changelog
+        self._retry = retry
+        self._settings = settings
+        self._now = wall_clock
         self._dispatcher = KeyedDispatcher()
+        self._stores: dict[PartitionWork, PartitionStore] = {}
         self._running: Counter[PartitionWork] = Counter()
         self._progress = asyncio.Condition()
 
-    def accept(self, records: Iterable[RawRecord]) -> None:
-        """Queue a fetched batch on the loop, in fetch order: one job per record on the FIFO of
-        its key (the fulfillment ID), so decoding, state and calls all happen in key order."""
-        for record in records:
-            if record.work.revoked:
-                continue
-            metrics.RECORDS_CONSUMED.labels(topic=record.topic).inc()
-            key: Hashable = (
-                record.key.decode("utf-8", "replace")
-                if record.key
-                else ("no-key", record.topic, record.partition)
-            )
-            self._dispatcher.submit(key, partial(self._run, record))
+    # --- partitions -----------------------------------------------------------------------
 
-    async def _run(self, record: RawRecord) -> None:
-        """Handle one record, mark it done on a final outcome, and tell ``drain``."""
-        work = record.work
+    def attach(self, work: PartitionWork, states: dict[str, ShipmentState]) -> None:
+        """A partition's state was restored: its records may now be processed."""
         if work.revoked:
             return
-        self._running[work] += 1
-        try:
-            outcome = await self._handle(record)
-            if outcome is not None:
-                work.done(record.offset)
-                metrics.RECORDS_DONE.labels(outcome=outcome).inc()
-        finally:
-            self._running[work] -= 1
-            if not self._running[work]:
-                del self._running[work]
-            async with self._progress:
-                self._progress.notify_all()
+        self._stores[work] = PartitionStore(self._settings.rules, states)
+        self._update_shipment_gauge()
 
-    async def _handle(self, record: RawRecord) -> str | None:
-        """The record's outcome label, or None when abandoned (revoke, shutdown)."""
-        try:
-            event = await self._decode(record)
-        except DecodeError as exc:
-            reason = "missing_key" if not record.key else "decode"
-            log.warning("undecodable record: %s", exc, extra=record.context())
-            await self._dead_letters.undecodable(record, reason, str(exc))
-            return "dead_lettered"
-        if event is None:
-            return None
-        return await self._send_all(record, self._processor.process(event))
+    def detach(self, works: Iterable[PartitionWork]) -> None:
+        for work in works:
+            self._stores.pop(work, None)
+        self._update_shipment_gauge()
 
-    async def _decode(self, record: RawRecord) -> TrackingEvent | None:
-        """Decode, retrying while the schema registry is unreachable (the record may be fine)."""
-        if not record.key:
-            raise DecodeError("record has no key (the key must be the fulfillmentId)")
-        if record.value is None:
-            raise DecodeError("record has no value")
-        value = record.value
-        attempt = 0
-        while True:
+    def _update_shipment_gauge(self) -> None:
+        metrics.SHIPMENTS_IN_STATE.set(sum(len(s.states) for s in self._stores.values()))
+
+    # --- intake ---------------------------------------------------------------------------
+
+    def accept(self, records: Iterable[RawRecord]) -> None:
+        """Queue a fetched batch, in fetch order (called on the loop)."""
+        for record in records:
+            store = self._stores.get(record.work)
+            if record.work.revoked or store is None:
+                continue
+            metrics.RECORDS_CONSUMED.labels(topic=record.topic).inc()
+            if not record.key:
+                self._submit_dead_letter(record, "missing_key", "record has no key")
+                continue
             try:
-                event = (
-                    self._decoder.decode(value)
-                    if attempt == 0
-                    else await asyncio.to_thread(self._decoder.decode, value)
-                )
-                break
+                event = self._checked(record, self._decoder.decode(record.value or b""))
+            except DecodeError as exc:
+                self._submit_dead_letter(record, "decode", str(exc))
+                continue
+            except SchemaRegistryUnavailable:
+                key = record.key.decode("utf-8", "replace")
+                self._dispatcher.submit(key, partial(self._decode_later, record, store))
+                continue
+            self._schedule_scan(record, store, event)
+
+    def caught_up(self, work: PartitionWork) -> None:
+        """The partition fetched everything up to its end: its clock follows the wall clock."""
+        work.caught_up = True
+
+    def _schedule_scan(
+        self, record: RawRecord, store: PartitionStore, event: TrackingEvent
+    ) -> None:
+        record.work.caught_up = record.at_end
+        store.observe(event.occurred_at)
+        clock = store.clock(self._now(), caught_up=record.work.caught_up)
+        assert clock is not None  # stream time was just observed
+        self._fire_due(record.work, store, clock)
+        job = self._tracked(record.work, record.offset, self._scan(record, store, event, clock))
+        self._dispatcher.submit(event.fulfillment_id, job)
+
+    def tick(self) -> None:
+        """Fire the timers of caught-up partitions on the wall clock (called every second)."""
+        now = self._now()
+        for work, store in list(self._stores.items()):
+            clock = store.clock(now, caught_up=work.caught_up)
+            if clock is not None and not work.revoked:
+                self._fire_due(work, store, clock)
+        self._update_shipment_gauge()
+
+    def _fire_due(self, work: PartitionWork, store: PartitionStore, clock: datetime) -> None:
+        for fulfillment_id in store.due(clock):
+            job = self._tracked(work, None, self._timers(work, store, fulfillment_id, clock))
+            self._dispatcher.submit(fulfillment_id, job)
+
+    def _submit_dead_letter(self, record: RawRecord, reason: str, error: str) -> None:
+        log.warning("undecodable record: %s", error, extra=record.context())
+        key: Hashable = ("dead-letter", record.topic, record.partition)
+        job = self._tracked(record.work, record.offset, self._dead_letter(record, reason, error))
+        self._dispatcher.submit(key, job)
+
+    async def _dead_letter(self, record: RawRecord, reason: str, error: str) -> str:
+        await self._dead_letters.undecodable(record, reason, error)
+        return "dead_lettered"
+
+    def _checked(self, record: RawRecord, event: TrackingEvent) -> TrackingEvent:
+        if record.key != event.fulfillment_id.encode():
+            raise DecodeError("record key does not match the event's fulfillmentId")
+        return event
+
+    async def _decode_later(self, record: RawRecord, store: PartitionStore) -> None:
+        """The registry was unreachable: retry decoding off the loop, then queue the scan behind
+        this job on the same FIFO (same key), so the shipment's order is kept."""
+        attempt = 0
+        while not record.work.revoked:
+            try:
+                decoded = await asyncio.to_thread(self._decoder.decode, record.value or b"")
+                event = self._checked(record, decoded)
             except SchemaRegistryUnavailable as exc:
                 delay = self._retry.backoff(attempt)
                 log.warning("schema registry unavailable, retrying in %.1fs: %s", delay, exc)
                 attempt += 1
                 await sleep_unless(delay, lambda: record.work.revoked)
-                if record.work.revoked:
-                    return None
-        if record.key != event.fulfillment_id.encode():
-            raise DecodeError("record key does not match the event's fulfillmentId")
-        return event
+                continue
+            except DecodeError as exc:
+                self._submit_dead_letter(record, "decode", str(exc))
+                return
+            self._schedule_scan(record, store, event)
+            return
 
-    async def _send_all(self, record: RawRecord, calls: Sequence[RedoCall]) -> str | None:
-        """Send the record's calls in order; the record's outcome, or None if abandoned."""
+    # --- jobs -----------------------------------------------------------------------------
+
+    def _tracked(
+        self,
+        work: PartitionWork,
+        offset: int | None,
+        job: Coroutine[Any, Any, str | None],
+    ) -> Callable[[], Coroutine[Any, Any, None]]:
+        """Wrap a job: skip it once its partition is revoked, count it for ``drain``, and mark
+        its record done (when it has one) on a final outcome."""
+
+        async def run() -> None:
+            if work.revoked:
+                job.close()
+                return
+            self._running[work] += 1
+            try:
+                outcome = await job
+                if outcome is not None and offset is not None:
+                    work.done(offset)
+                    metrics.RECORDS_DONE.labels(outcome=outcome).inc()
+            finally:
+                self._running[work] -= 1
+                if not self._running[work]:
+                    del self._running[work]
+                async with self._progress:
+                    self._progress.notify_all()
+
+        return run
+
+    async def _scan(
+        self, record: RawRecord, store: PartitionStore, event: TrackingEvent, clock: datetime
+    ) -> str | None:
+        fulfillment_id = event.fulfillment_id
+        transition = process_scan(
+            store.states.get(fulfillment_id),
+            event,
+            clock=clock,
+            config=self._settings.rules,
+            forward=self._settings.forward,
+        )
+        if transition.verdict is Verdict.DUPLICATE:
+            metrics.DEDUP_DROPS.inc()
+            return "duplicate"
+        if transition.verdict is Verdict.OUT_OF_ORDER:
+            metrics.OUT_OF_ORDER_SCANS.inc()
+        store.states[fulfillment_id] = transition.state
+        outcome = await self._send_all(record.work, record, transition.calls)
+        if outcome is None:
+            return None
+        await self._changelog.write(record.partition, fulfillment_id, transition.state)
+        store.schedule(fulfillment_id)
+        return "out_of_order" if transition.verdict is Verdict.OUT_OF_ORDER else outcome
+
+    async def _timers(
+        self, work: PartitionWork, store: PartitionStore, fulfillment_id: str, clock: datetime
+    ) -> str | None:
+        state = store.states.get(fulfillment_id)
+        if state is None:
+            return "no_call"
+        fired = fire_timers(state, clock=clock, config=self._settings.rules)
+        store.states[fulfillment_id] = fired.state
+        origin = TimerOrigin(work.topic, work.partition, fulfillment_id.encode())
+        if await self._send_all(work, origin, fired.calls) is None:
+            return None
+        if store.expired(fulfillment_id, clock):
+            del store.states[fulfillment_id]
+            await self._changelog.write(work.partition, fulfillment_id, None)
+            return "expired"
+        if fired.calls:
+            await self._changelog.write(work.partition, fulfillment_id, fired.state)
+        store.schedule(fulfillment_id)
+        return "timers"
+
+    async def _send_all(
+        self, work: PartitionWork, origin: Origin, calls: Sequence[RedoCall]
+    ) -> str | None:
+        """Send calls in order; the outcome label, or None when abandoned (revoke, shutdown)."""
         outcome = "no_call"
-        work = record.work
         for call in calls:
+            if call.kind is CallKind.EVENT:
+                metrics.RULE_FIRINGS.labels(rule=call.status).inc()
+            if is_stale(call, now=self._now(), max_age=self._settings.max_scan_age):
+                metrics.STALE_DROPS.labels(kind=call.kind.value).inc()
+                log.info(
+                    "not sent: older than MAX_SCAN_AGE",
+                    extra={"fulfillment_id": call.fulfillment_id, "call_status": call.status},
+                )
+                outcome = "stale" if outcome == "no_call" else outcome
+                continue
             result = await self._deliverer.deliver(
                 call,
                 abandoned=lambda: work.revoked,
-                dead_letter=partial(self._reject, record),
+                dead_letter=partial(self._reject, origin),
             )
             if result is Outcome.ABANDONED:
                 return None
             if result is Outcome.SENT:
                 metrics.EVENT_TO_CALL_LATENCY.labels(kind=call.kind.value).observe(
-                    max(0.0, (datetime.now(UTC) - call.at).total_seconds())
+                    max(0.0, (self._now() - call.at).total_seconds())
                 )
-                outcome = "sent" if outcome == "no_call" else outcome
+                outcome = "sent" if outcome in ("no_call", "stale") else outcome
             else:
                 outcome = "dead_lettered"
         return outcome
 
-    async def _reject(self, record: RawRecord, call: RedoCall, exc: RedoError) -> None:
-        log.error("Redo refused a call; dead-lettered: %s", exc, extra=record.context())
-        await self._dead_letters.rejected_call(record, call, exc)
+    async def _reject(self, origin: Origin, call: RedoCall, exc: RedoError) -> None:
+        log.error(
+            "Redo refused a call; dead-lettered: %s",
+            exc,
+            extra={"fulfillment_id": call.fulfillment_id, "partition": origin.partition},
+        )
+        await self._dead_letters.rejected_call(origin, call, exc)
+
+    # --- revoke and shutdown --------------------------------------------------------------
 
     async def drain(
         self, works: Sequence[PartitionWork], *, within: float, finish_queued: bool
     ) -> bool:
         """Stop work on ``works`` and wait for it. With ``finish_queued`` (shutdown) queued
-        records may still complete ``within`` seconds; otherwise (revoke) only calls already in
-        flight finish. True when nothing of theirs is still running."""
+        records may still complete ``within`` seconds; otherwise (revoke) only work already in
+        flight finishes. True when nothing of theirs is still running."""
         deadline = time.monotonic() + within
         if finish_queued:
             await self._wait(lambda: all(w.buffered == 0 for w in works), deadline)
@@ -174,7 +333,7 @@ class Pipeline:
                 try:
                     await asyncio.wait_for(self._progress.wait(), remaining)
                 except TimeoutError:
-                    return bool(condition())
+                    return condition()
         return True
 
     async def close(self) -> None:

@@ -16,6 +16,8 @@ class RawRecord:
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...]
     work: PartitionWork
+    at_end: bool = False
+    """Nothing newer was in the partition when it was fetched: the partition has caught up."""
 
     def context(self) -> dict[str, object]:
         """Log fields that locate the record."""

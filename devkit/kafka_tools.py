@@ -8,12 +8,20 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
-from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from consumer.codec import encode_raw
 from consumer.model import TrackingEvent
 
 T = TypeVar("T")
+
+_COORDINATOR_MOVING = frozenset(
+    {
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+    }
+)
 
 
 def wait_until(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
@@ -88,7 +96,9 @@ def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
                 committed = consumer.committed(partitions, timeout=10)
                 return {tp.partition: tp.offset for tp in committed}
             except KafkaException as exc:
-                if not exc.args[0].retriable() or time.monotonic() > deadline:
+                error = exc.args[0]
+                transient = error.retriable() or error.code() in _COORDINATOR_MOVING
+                if not transient or time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
     finally:

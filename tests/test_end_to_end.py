@@ -8,14 +8,14 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from consumer.forwarding import status_call
-from consumer.model import TrackingEvent
-from consumer.redo.payload import request_body
+from consumer.model import ShipmentStatus
 from devkit.consumer_process import ConsumerProcess
+from devkit.expectations import expected_status_bodies as expected_bodies
 from devkit.generator import tracking_stream
 from devkit.kafka_tools import (
     committed_offsets,
@@ -32,20 +32,18 @@ pytestmark = pytest.mark.broker
 Env = Callable[..., dict[str, str]]
 
 
-def expected_bodies(events: list[TrackingEvent]) -> dict[str, list[dict[str, Any]]]:
-    """Per fulfillment, the request bodies Redo must receive, in order."""
-    expected: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for event in events:
-        call = status_call(event)
-        if call is not None:
-            expected[event.fulfillment_id].append(request_body(call))
-    return expected
+STATUSES = {status.value for status in ShipmentStatus}
 
 
-def received_bodies(control: SandboxControl) -> dict[str, list[dict[str, Any]]]:
+def received_bodies(
+    control: SandboxControl, *, events: bool = False
+) -> dict[str, list[dict[str, Any]]]:
+    """Per fulfillment, the bodies Redo answered 200 to: status calls, or with ``events`` the
+    automation events."""
     received: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for call in control.calls(status_code=200):
-        received[call["fulfillment_id"]].append(call["body"])
+        if (call["body"]["status"] in STATUSES) != events:
+            received[call["fulfillment_id"]].append(call["body"])
     return received
 
 
@@ -66,14 +64,36 @@ def test_every_scan_becomes_one_ordered_call_and_offsets_reach_the_end(
     produce_events(kafka_bootstrap, topic, events)
     env = consumer_env(topic)
 
-    with ConsumerProcess(env) as proc:
-        wait_fully_committed(kafka_bootstrap, env["KAFKA_GROUP_ID"], topic, proc)
-        assert proc.stop() == 0
-
     expected = expected_bodies(events)
     assert sum(map(len, expected.values())) == 200 - 200 // 17
+    # A shipment whose "delivered" scan came as "unknown" stays out for delivery: once 24 h
+    # pass after its last scan (of any status), the wall-clock timer reports it stalled.
+    now = datetime.now(UTC)
+    last_scan = {event.fulfillment_id: event.occurred_at for event in events}
+    stall_due = {
+        fulfillment: last_scan[fulfillment] + timedelta(hours=24)
+        for fulfillment, bodies in expected.items()
+        if bodies[-1]["status"] == "out_for_delivery"
+    }
+    certain = {f for f, due in stall_due.items() if due < now - timedelta(minutes=1)}
+    borderline = {f for f, due in stall_due.items() if abs(due - now) <= timedelta(minutes=1)}
+    assert certain, "the stream should contain stalled shipments"
+
+    with ConsumerProcess(env) as proc:
+        wait_fully_committed(kafka_bootstrap, env["KAFKA_GROUP_ID"], topic, proc)
+        wait_until(
+            lambda: certain <= set(received_bodies(sandbox, events=True)),
+            30,
+            f"stall events for {sorted(certain)}",
+        )
+        assert proc.stop() == 0
+
     assert received_bodies(sandbox) == expected
-    assert fully_committed(kafka_bootstrap, env["KAFKA_GROUP_ID"], topic)
+    flagged = received_bodies(sandbox, events=True)
+    assert certain <= set(flagged) <= certain | borderline
+    assert all(
+        [body["status"] for body in bodies] == ["stalled_in_transit"] for bodies in flagged.values()
+    )
 
 
 def test_outage_holds_offsets_until_redo_recovers(
