@@ -31,6 +31,7 @@ from consumer.dispatch import KeyedDispatcher
 from consumer.errors import DecodeError, RedoError
 from consumer.model import CallKind, RedoCall, TrackingEvent
 from consumer.offsets import PartitionWork
+from consumer.producer import ProduceError
 from consumer.records import RawRecord
 from consumer.rules import (
     ForwardPolicy,
@@ -166,9 +167,11 @@ class Pipeline:
         job = self._tracked(record.work, record.offset, self._dead_letter(record, reason, error))
         self._dispatcher.submit(key, job)
 
-    async def _dead_letter(self, record: RawRecord, reason: str, error: str) -> str:
-        await self._dead_letters.undecodable(record, reason, error)
-        return "dead_lettered"
+    async def _dead_letter(self, record: RawRecord, reason: str, error: str) -> str | None:
+        written = await self._until_written(
+            record.work, lambda: self._dead_letters.undecodable(record, reason, error)
+        )
+        return "dead_lettered" if written else None
 
     def _checked(self, record: RawRecord, event: TrackingEvent) -> TrackingEvent:
         if record.key != event.fulfillment_id.encode():
@@ -243,9 +246,10 @@ class Pipeline:
             metrics.OUT_OF_ORDER_SCANS.inc()
         store.states[fulfillment_id] = transition.state
         outcome = await self._send_all(record.work, record, transition.calls)
-        if outcome is None:
+        if outcome is None or not await self._persist(
+            record.work, fulfillment_id, transition.state
+        ):
             return None
-        await self._changelog.write(record.partition, fulfillment_id, transition.state)
         store.schedule(fulfillment_id)
         return "out_of_order" if transition.verdict is Verdict.OUT_OF_ORDER else outcome
 
@@ -262,12 +266,36 @@ class Pipeline:
             return None
         if store.expired(fulfillment_id, clock):
             del store.states[fulfillment_id]
-            await self._changelog.write(work.partition, fulfillment_id, None)
-            return "expired"
-        if fired.calls:
-            await self._changelog.write(work.partition, fulfillment_id, fired.state)
+            return "expired" if await self._persist(work, fulfillment_id, None) else None
+        if fired.calls and not await self._persist(work, fulfillment_id, fired.state):
+            return None
         store.schedule(fulfillment_id)
         return "timers"
+
+    async def _persist(
+        self, work: PartitionWork, fulfillment_id: str, state: ShipmentState | None
+    ) -> bool:
+        """Write the state (None: a tombstone) to the changelog; False if abandoned."""
+        return await self._until_written(
+            work, lambda: self._changelog.write(work.partition, fulfillment_id, state)
+        )
+
+    async def _until_written(
+        self, work: PartitionWork, write: Callable[[], Coroutine[Any, Any, None]]
+    ) -> bool:
+        """Retry a Kafka write the broker did not acknowledge (librdkafka already retried for
+        ``message.timeout.ms``) until it succeeds, or the partition is given up (False)."""
+        attempt = 0
+        while not work.revoked:
+            try:
+                await write()
+                return True
+            except ProduceError as exc:
+                delay = self._retry.backoff(attempt)
+                log.error("Kafka write failed, retrying in %.1fs: %s", delay, exc)
+                attempt += 1
+                await sleep_unless(delay, lambda: work.revoked)
+        return False
 
     async def _send_all(
         self, work: PartitionWork, origin: Origin, calls: Sequence[RedoCall]
@@ -288,7 +316,7 @@ class Pipeline:
             result = await self._deliverer.deliver(
                 call,
                 abandoned=lambda: work.revoked,
-                dead_letter=partial(self._reject, origin),
+                dead_letter=partial(self._reject, work, origin),
             )
             if result is Outcome.ABANDONED:
                 return None
@@ -301,13 +329,15 @@ class Pipeline:
                 outcome = "dead_lettered"
         return outcome
 
-    async def _reject(self, origin: Origin, call: RedoCall, exc: RedoError) -> None:
+    async def _reject(
+        self, work: PartitionWork, origin: Origin, call: RedoCall, exc: RedoError
+    ) -> None:
         log.error(
             "Redo refused a call; dead-lettered: %s",
             exc,
             extra={"fulfillment_id": call.fulfillment_id, "partition": origin.partition},
         )
-        await self._dead_letters.rejected_call(origin, call, exc)
+        await self._until_written(work, lambda: self._dead_letters.rejected_call(origin, call, exc))
 
     # --- revoke and shutdown --------------------------------------------------------------
 
