@@ -128,8 +128,8 @@ class KafkaSource:
                 continue
             topic, partition, offset = message.topic(), message.partition(), message.offset()
             work = self._tracker.get(topic, partition)
-            if work is None:
-                continue
+            if work is None or work.next_offset is None:
+                continue  # not ours, or fetched before its restore: re-read after the seek
             work.register(offset)
             work.next_offset = offset + 1
             end = ends.get((topic, partition))
@@ -231,17 +231,31 @@ class KafkaSource:
             return
 
     def _start_restored(self, consumer: Consumer) -> None:
-        """Partitions whose state is attached: find where they start, let them flow."""
+        """Partitions whose state is attached: seek to where they start, let them flow.
+
+        The seek makes the committed offset the start even if librdkafka fetched some records
+        between the assignment and the pause (those were dropped in ``_hand_over``)."""
+        retry: list[PartitionWork] = []
         while not self._restored.empty():
             work = self._restored.get()
             key = (work.topic, work.partition)
-            self._health.restoring.discard(key)
             if work.revoked or self._tracker.get(*key) is not work:
+                self._health.restoring.discard(key)
                 continue
             tp = TopicPartition(work.topic, work.partition)
-            committed = consumer.committed([tp], timeout=30)[0].offset
-            low, _high = consumer.get_watermark_offsets(tp, timeout=30)
-            work.next_offset = committed if committed >= 0 else low
+            try:
+                committed = consumer.committed([tp], timeout=30)[0].offset
+                low, _high = consumer.get_watermark_offsets(tp, timeout=30)
+                start = committed if committed >= 0 else low
+                consumer.seek(TopicPartition(work.topic, work.partition, start))
+            except KafkaException as exc:
+                log.warning("cannot position %s[%d] yet: %s", *key, exc)
+                retry.append(work)
+                continue
+            work.next_offset = start
+            self._health.restoring.discard(key)
+        for work in retry:
+            self._restored.put(work)
 
     def _update_caught_up(self, consumer: Consumer) -> None:
         """Tell the loop when an idle partition has fetched everything up to the log end.
@@ -285,6 +299,8 @@ class KafkaSource:
                 works.append(work)
             self._paused.discard((tp.topic, tp.partition))
             self._health.restoring.discard((tp.topic, tp.partition))
+            if work is not None:
+                self._at_end.discard(work)
             with contextlib.suppress(KeyError):
                 metrics.CONSUMER_LAG.remove(tp.topic, str(tp.partition))
         metrics.ASSIGNED_PARTITIONS.set(len(self._tracker.all()))
