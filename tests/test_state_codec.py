@@ -1,0 +1,119 @@
+"""The changelog's state records: every field survives the round trip, bad bytes are refused."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import fastavro
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from consumer.avro_files import load_schema
+from consumer.model import ShipmentStatus
+from consumer.rules import ShipmentState
+from consumer.state.codec import FORMAT_V1, StateDecodeError, decode_state, encode_state
+
+AT = datetime(2024, 5, 1, 12, 30, 15, 250_000, tzinfo=UTC)
+
+FULL = ShipmentState(
+    fulfillment_id="ful-1",
+    store_id="store-1",
+    order_id="order-1",
+    last_scan_at=AT,
+    carrier="UPS",
+    last_status=ShipmentStatus.OUT_FOR_DELIVERY,
+    last_status_sent=ShipmentStatus.IN_TRANSIT,
+    current_eta=date(2024, 5, 4),
+    reference_eta=date(2024, 5, 3),
+    notified_delayed=(date(2024, 5, 2), date(2024, 5, 4)),
+    notified_early=(date(2024, 5, 1),),
+    stall_notified=True,
+    terminal_at=AT + timedelta(hours=3),
+    recent_event_ids=("e1", "e2", "e3"),
+)
+
+
+def test_every_field_survives_the_round_trip() -> None:
+    assert decode_state(encode_state(FULL)) == FULL
+
+
+def test_a_fresh_state_with_only_the_required_fields_round_trips() -> None:
+    fresh = ShipmentState("ful-2", "store-2", "order-2", last_scan_at=AT)
+    assert decode_state(encode_state(fresh)) == fresh
+
+
+def test_times_come_back_in_utc_whatever_zone_they_were_written_in() -> None:
+    eastern = AT.astimezone(timezone(timedelta(hours=-5)))
+    decoded = decode_state(encode_state(ShipmentState("f", "s", "o", last_scan_at=eastern)))
+    assert decoded.last_scan_at == AT
+    assert decoded.last_scan_at.utcoffset() == timedelta(0)
+
+
+def test_the_record_starts_with_its_format_byte() -> None:
+    assert encode_state(FULL)[0] == FORMAT_V1
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"",
+        bytes([FORMAT_V1 + 1]) + encode_state(FULL)[1:],
+        encode_state(FULL)[:20],
+        bytes([FORMAT_V1]) + b"\xff" * 8,
+    ],
+    ids=["empty", "unknown-format", "truncated", "garbage"],
+)
+def test_unreadable_bytes_raise_state_decode_error(value: bytes) -> None:
+    with pytest.raises(StateDecodeError):
+        decode_state(value)
+
+
+def test_a_status_this_version_does_not_know_reads_as_unknown() -> None:
+    """Statuses are strings in the changelog so a newer writer's status cannot break a reader."""
+    record = {
+        "fulfillmentId": "f",
+        "storeId": "s",
+        "orderId": "o",
+        "lastScanAt": AT,
+        "lastStatus": "teleported",
+        "lastStatusSent": "in_transit",
+    }
+    out = io.BytesIO(bytes([FORMAT_V1]))
+    out.seek(1)
+    fastavro.schemaless_writer(out, load_schema("shipment_state"), record)
+    decoded = decode_state(out.getvalue())
+    assert decoded.last_status is ShipmentStatus.UNKNOWN
+    assert decoded.last_status_sent is ShipmentStatus.IN_TRANSIT
+
+
+_millis = st.datetimes(
+    min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+).map(lambda moment: moment.replace(microsecond=moment.microsecond // 1000 * 1000))
+_dates = st.dates(min_value=date(2000, 1, 1), max_value=date(2100, 1, 1))
+_text = st.text(min_size=1, max_size=20)
+_statuses = st.none() | st.sampled_from(ShipmentStatus)
+
+
+@given(
+    st.builds(
+        ShipmentState,
+        fulfillment_id=_text,
+        store_id=_text,
+        order_id=_text,
+        last_scan_at=_millis,
+        carrier=st.none() | _text,
+        last_status=_statuses,
+        last_status_sent=_statuses,
+        current_eta=st.none() | _dates,
+        reference_eta=st.none() | _dates,
+        notified_delayed=st.lists(_dates, max_size=16).map(tuple),
+        notified_early=st.lists(_dates, max_size=16).map(tuple),
+        stall_notified=st.booleans(),
+        terminal_at=st.none() | _millis,
+        recent_event_ids=st.lists(_text, max_size=64).map(tuple),
+    )
+)
+def test_any_state_round_trips(state: ShipmentState) -> None:
+    assert decode_state(encode_state(state)) == state
