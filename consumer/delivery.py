@@ -34,6 +34,7 @@ from consumer.errors import (
 from consumer.model import RedoCall
 from consumer.rate_limit import RateLimiter
 from consumer.redo.secrets import SecretProvider
+from consumer.slots import Slots
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ class Deliverer:
         self._client = client
         self._secrets = secrets
         self._policy = policy
-        self._slots = asyncio.Semaphore(max_in_flight)
+        self._slots = Slots(max_in_flight)
         self._rate = RateLimiter(rate_limit)
         self._consecutive_failures = 0
         self.auth_gate = Gate(
@@ -103,9 +104,15 @@ class Deliverer:
         )
 
     async def deliver(
-        self, call: RedoCall, *, abandoned: Callable[[], bool], dead_letter: DeadLetter
+        self,
+        call: RedoCall,
+        *,
+        abandoned: Callable[[], bool],
+        dead_letter: DeadLetter,
+        follow_up: bool = False,
     ) -> Outcome:
-        """Retry ``call`` until it is sent or dead-lettered, or ``abandoned()`` turns true."""
+        """Retry ``call`` until it is sent or dead-lettered, or ``abandoned()`` turns true.
+        A ``follow_up`` (not the first call of its transition) goes ahead of waiting calls."""
         attempt = 0
         first_not_found: float | None = None
         while not abandoned():
@@ -116,9 +123,7 @@ class Deliverer:
             if abandoned():
                 break
             try:
-                async with self._slots:
-                    await self._rate.acquire()
-                    await self._client.send(call)
+                await self._send_once(call, follow_up)
             except RedoAuthError as exc:
                 await self._failed(self.auth_gate, auth_probe)
                 log.error("Redo refused the API secret; calls stopped", extra=_context(call, exc))
@@ -149,6 +154,15 @@ class Deliverer:
             attempt += 1
             await sleep_unless(delay, abandoned)
         return Outcome.ABANDONED
+
+    async def _send_once(self, call: RedoCall, follow_up: bool) -> None:
+        """One request, holding a slot only while it is in flight (not during backoff)."""
+        await self._slots.acquire(urgent=follow_up)
+        try:
+            await self._rate.acquire()
+            await self._client.send(call)
+        finally:
+            self._slots.release()
 
     def _reload_secrets(self) -> None:
         """Pick up a rotated secret; a file caught mid-rotation keeps the old one for now."""

@@ -253,6 +253,7 @@ class KafkaSource:
                 retry.append(work)
                 continue
             work.next_offset = start
+            work.committed = start  # nothing before it can be replayed
             self._health.restoring.discard(key)
         for work in retry:
             self._restored.put(work)

@@ -50,6 +50,11 @@ class PartitionWork:
         with self._lock:
             return len(self._outstanding)
 
+    def settled(self) -> bool:
+        """Everything fetched so far is done and committed: nothing of it can be replayed."""
+        with self._lock:
+            return not self._outstanding and self.committed == self.next_offset
+
     def to_commit(self) -> int | None:
         """The offset to commit now, or None when nothing new is done."""
         with self._lock:

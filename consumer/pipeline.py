@@ -49,6 +49,7 @@ from consumer.state.store import PartitionStore
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+EXPIRY_RECHECK = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ class Pipeline:
         store.observe(event.occurred_at)
         clock = store.clock(self._now(), caught_up=record.work.caught_up)
         assert clock is not None  # stream time was just observed
-        self._fire_due(record.work, store, clock)
+        self._fire_due(record.work, store, clock, skip=event.fulfillment_id)
         job = self._tracked(record.work, record.offset, self._scan(record, store, event, clock))
         self._dispatcher.submit(event.fulfillment_id, job)
 
@@ -156,8 +157,14 @@ class Pipeline:
                 self._fire_due(work, store, clock)
         self._update_shipment_gauge()
 
-    def _fire_due(self, work: PartitionWork, store: PartitionStore, clock: datetime) -> None:
+    def _fire_due(
+        self, work: PartitionWork, store: PartitionStore, clock: datetime, skip: str = ""
+    ) -> None:
+        """Queue the timers due at ``clock``; ``skip``'s own scan job fires its timers itself,
+        in the engine's order (before the scan's time, then after applying it)."""
         for fulfillment_id in store.due(clock):
+            if fulfillment_id == skip:
+                continue
             job = self._tracked(work, None, self._timers(work, store, fulfillment_id, clock))
             self._dispatcher.submit(fulfillment_id, job)
 
@@ -241,6 +248,7 @@ class Pipeline:
         )
         if transition.verdict is Verdict.DUPLICATE:
             metrics.DEDUP_DROPS.inc()
+            store.schedule(fulfillment_id)
             return "duplicate"
         if transition.verdict is Verdict.OUT_OF_ORDER:
             metrics.OUT_OF_ORDER_SCANS.inc()
@@ -265,6 +273,11 @@ class Pipeline:
         if await self._send_all(work, origin, fired.calls) is None:
             return None
         if store.expired(fulfillment_id, clock):
+            if not work.settled():
+                # Its records may be replayed after a crash or rebalance; forgetting it now would
+                # re-send every call. Look again once the commits have caught up.
+                store.schedule(fulfillment_id, not_before=clock + EXPIRY_RECHECK)
+                return "timers"
             del store.states[fulfillment_id]
             return "expired" if await self._persist(work, fulfillment_id, None) else None
         if fired.calls and not await self._persist(work, fulfillment_id, fired.state):
@@ -302,7 +315,7 @@ class Pipeline:
     ) -> str | None:
         """Send calls in order; the outcome label, or None when abandoned (revoke, shutdown)."""
         outcome = "no_call"
-        for call in calls:
+        for index, call in enumerate(calls):
             if call.kind is CallKind.EVENT:
                 metrics.RULE_FIRINGS.labels(rule=call.status).inc()
             if is_stale(call, now=self._now(), max_age=self._settings.max_scan_age):
@@ -317,6 +330,7 @@ class Pipeline:
                 call,
                 abandoned=lambda: work.revoked,
                 dead_letter=partial(self._reject, work, origin),
+                follow_up=index > 0,
             )
             if result is Outcome.ABANDONED:
                 return None

@@ -42,7 +42,14 @@ def produce(
     records: Iterable[tuple[bytes | None, bytes | None]],
 ) -> int:
     """Produce ``(key, value)`` pairs (keyed partitioning) and wait for every acknowledgement."""
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "acks": "all"})
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 20,
+            "acks": "all",
+            "enable.idempotence": True,  # a retried batch must not land after a later one
+        }
+    )
     failures: list[str] = []
 
     def on_delivery(err: object, _msg: Message) -> None:

@@ -43,8 +43,9 @@ class PartitionStore:
             return self.stream_time
         return now if self.stream_time is None else max(now, self.stream_time)
 
-    def schedule(self, fulfillment_id: str) -> None:
-        """(Re)compute the shipment's next deadline after its state changed."""
+    def schedule(self, fulfillment_id: str, *, not_before: datetime | None = None) -> None:
+        """(Re)compute the shipment's next deadline after its state changed; ``not_before``
+        postpones it (an expiry that must wait for commits)."""
         state = self.states.get(fulfillment_id)
         if state is None:
             self._scheduled.pop(fulfillment_id, None)
@@ -52,6 +53,8 @@ class PartitionStore:
         timer = next_deadline(state, self._config)
         expiry = expires_at(state, self._config)
         deadline = expiry if timer is None else min(timer, expiry)
+        if not_before is not None:
+            deadline = max(deadline, not_before)
         current = self._scheduled.get(fulfillment_id)
         if current is None or deadline < current:
             self._scheduled[fulfillment_id] = deadline
