@@ -272,17 +272,15 @@ class Pipeline:
         origin = TimerOrigin(work.topic, work.partition, fulfillment_id.encode())
         if await self._send_all(work, origin, fired.calls) is None:
             return None
-        if store.expired(fulfillment_id, clock):
-            if not work.settled():
-                # Its records may be replayed after a crash or rebalance; forgetting it now would
-                # re-send every call. Look again once the commits have caught up.
-                store.schedule(fulfillment_id, not_before=clock + EXPIRY_RECHECK)
-                return "timers"
+        expired = store.expired(fulfillment_id, clock)
+        if expired and work.settled():
             del store.states[fulfillment_id]
             return "expired" if await self._persist(work, fulfillment_id, None) else None
         if fired.calls and not await self._persist(work, fulfillment_id, fired.state):
             return None
-        store.schedule(fulfillment_id)
+        # An expired shipment whose records are not all committed may be replayed after a crash
+        # or rebalance; forgetting it now would re-send its calls. Look again a little later.
+        store.schedule(fulfillment_id, not_before=clock + EXPIRY_RECHECK if expired else None)
         return "timers"
 
     async def _persist(
