@@ -9,13 +9,14 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
-from devkit.kafka_tools import wait_until
+from devkit.kafka_tools import committed_offsets, end_offsets, fully_committed, wait_until
 
 
 def free_port() -> int:
@@ -47,6 +48,18 @@ class ConsumerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}"
 
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
+    def peak_rss_bytes(self) -> int:
+        """The process's peak resident set size so far (``VmHWM`` of /proc/<pid>/status)."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # the kernel reports kB
+        raise RuntimeError(f"no VmHWM in /proc/{self.pid}/status")
+
     def probe(self, path: str) -> int | None:
         """HTTP status of ``path`` on the metrics port, or None while it does not answer."""
         try:
@@ -57,17 +70,34 @@ class ConsumerProcess:
     def metrics_text(self) -> str:
         return httpx.get(self.url + "/metrics", timeout=5).text
 
+    def metric(self, name: str, **labels: str) -> float | None:
+        """Sum of the scraped samples called ``name`` whose labels include ``labels``; None
+        when there is no such sample (a labelled metric never touched) or /metrics does not
+        answer yet."""
+        try:
+            text = self.metrics_text()
+        except httpx.TransportError:
+            return None
+        values = [
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == name and labels.items() <= sample.labels.items()
+        ]
+        return sum(values) if values else None
+
     def wait_ready(self, timeout: float = 60) -> None:
         wait_until(
-            lambda: self._alive_or_fail() and self.probe("/readyz") == 200,
+            lambda: self.alive_or_fail() and self.probe("/readyz") == 200,
             timeout,
             f"consumer ready (log: {self.tail()})",
         )
 
-    def _alive_or_fail(self) -> bool:
+    def alive_or_fail(self) -> bool:
+        """True while the process runs; raises with its log tail once it has exited."""
         assert self._process is not None
         if self._process.poll() is not None:
-            raise RuntimeError(f"consumer exited with {self._process.returncode}: {self.tail()}")
+            raise RuntimeError(f"consumer exited with {self._process.returncode}: {self.tail(80)}")
         return True
 
     def stop(self, timeout: float = 60) -> int:
@@ -107,3 +137,31 @@ class ConsumerProcess:
             self._process.wait()
         self._log.close()
         self.log_path.unlink(missing_ok=True)
+
+
+def wait_fully_committed(
+    bootstrap: str,
+    group: str,
+    topic: str,
+    processes: Sequence[ConsumerProcess],
+    timeout: float = 120,
+) -> None:
+    """Wait until ``group`` committed every partition of ``topic`` to its end. Fails at once if
+    one of ``processes`` exits; on timeout, says where the offsets stand and shows their logs."""
+    try:
+        wait_until(
+            lambda: (
+                all(p.alive_or_fail() for p in processes)
+                and fully_committed(bootstrap, group, topic)
+            ),
+            timeout,
+            "",
+            interval=0.25,
+        )
+    except TimeoutError:
+        logs = "\n".join(f"--- consumer {p.pid}:\n{p.tail()}" for p in processes)
+        raise TimeoutError(
+            f"timed out after {timeout:.0f}s waiting for {group} to commit {topic} to the end: "
+            f"committed {committed_offsets(bootstrap, group, topic)}, "
+            f"end {end_offsets(bootstrap, topic)}\n{logs}"
+        ) from None
