@@ -120,10 +120,8 @@ class Deliverer:
             if auth_probe:
                 self._reload_secrets()
             circuit_probe = await self.circuit.wait_turn()
-            if abandoned():
-                break
             try:
-                await self._send_once(call, follow_up)
+                sent = await self._send_once(call, follow_up, abandoned, auth_probe, circuit_probe)
             except RedoAuthError as exc:
                 await self._failed(self.auth_gate, auth_probe)
                 log.error("Redo refused the API secret; calls stopped", extra=_context(call, exc))
@@ -149,18 +147,39 @@ class Deliverer:
                 metrics.REDO_RETRIES.labels(reason=_retry_reason(exc)).inc()
                 log.warning("Redo call failed, retrying in %.2fs", delay, extra=_context(call, exc))
             else:
+                if not sent:  # revoked, or a gate closed while it waited for a slot
+                    await self._release_probe(self.auth_gate, auth_probe)
+                    await self._release_probe(self.circuit, circuit_probe)
+                    continue
                 await self._succeeded(auth_probe, circuit_probe)
                 return Outcome.SENT
             attempt += 1
             await sleep_unless(delay, abandoned)
         return Outcome.ABANDONED
 
-    async def _send_once(self, call: RedoCall, follow_up: bool) -> None:
-        """One request, holding a slot only while it is in flight (not during backoff)."""
+    async def _send_once(
+        self,
+        call: RedoCall,
+        follow_up: bool,
+        abandoned: Callable[[], bool],
+        auth_probe: bool,
+        circuit_probe: bool,
+    ) -> bool:
+        """One request, holding a slot only while it is in flight (not during backoff).
+
+        False, with nothing sent, when by the time a slot is free the call was abandoned or a
+        gate it is not the probe of has closed: a call queued for a slot when Redo went down
+        must not go out anyway."""
         await self._slots.acquire(urgent=follow_up)
         try:
+            closed = (self.circuit.closed and not circuit_probe) or (
+                self.auth_gate.closed and not auth_probe
+            )
+            if closed or abandoned():
+                return False
             await self._rate.acquire()
             await self._client.send(call)
+            return True
         finally:
             self._slots.release()
 

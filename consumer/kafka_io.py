@@ -15,6 +15,7 @@ switches its rules clock from stream time to the wall clock.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import logging
@@ -196,7 +197,12 @@ class KafkaSource:
         future = asyncio.run_coroutine_threadsafe(
             self._pipeline.drain(works, within=timeout, finish_queued=finish_queued), self._loop
         )
-        if not future.result(timeout + 5):
+        try:
+            finished = future.result(timeout + 5)
+        except concurrent.futures.TimeoutError:  # the loop is overloaded: do not crash here
+            future.cancel()
+            finished = False
+        if not finished:
             log.warning(
                 "calls still in flight after %.0fs; their records stay uncommitted", timeout
             )

@@ -297,16 +297,17 @@ class Pipeline:
         """Retry a Kafka write the broker did not acknowledge (librdkafka already retried for
         ``message.timeout.ms``) until it succeeds, or the partition is given up (False)."""
         attempt = 0
-        while not work.revoked:
+        while True:  # one attempt even once revoked: what it records is done (e.g. a 2xx)
             try:
                 await write()
                 return True
             except ProduceError as exc:
+                if work.revoked:
+                    return False
                 delay = self._retry.backoff(attempt)
                 log.error("Kafka write failed, retrying in %.1fs: %s", delay, exc)
                 attempt += 1
                 await sleep_unless(delay, lambda: work.revoked)
-        return False
 
     async def _send_all(
         self, work: PartitionWork, origin: Origin, calls: Sequence[RedoCall]
