@@ -6,15 +6,13 @@ import os
 import subprocess
 import sys
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
+from expected_calls import received_bodies
 
-from consumer.model import ShipmentStatus
-from devkit.consumer_process import ConsumerProcess
+from devkit.consumer_process import ConsumerProcess, wait_fully_committed
 from devkit.expectations import expected_status_bodies as expected_bodies
 from devkit.generator import tracking_stream
 from devkit.kafka_tools import (
@@ -30,30 +28,6 @@ from devkit.sandbox import SandboxControl
 pytestmark = pytest.mark.broker
 
 Env = Callable[..., dict[str, str]]
-
-
-STATUSES = {status.value for status in ShipmentStatus}
-
-
-def received_bodies(
-    control: SandboxControl, *, events: bool = False
-) -> dict[str, list[dict[str, Any]]]:
-    """Per fulfillment, the bodies Redo answered 200 to: status calls, or with ``events`` the
-    automation events."""
-    received: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for call in control.calls(status_code=200):
-        if (call["body"]["status"] in STATUSES) != events:
-            received[call["fulfillment_id"]].append(call["body"])
-    return received
-
-
-def wait_fully_committed(bootstrap: str, group: str, topic: str, proc: ConsumerProcess) -> None:
-    wait_until(
-        lambda: fully_committed(bootstrap, group, topic),
-        120,
-        f"committed offsets to reach the end offsets of {topic}; consumer log:\n{proc.tail()}",
-        interval=0.25,
-    )
 
 
 def test_every_scan_becomes_one_ordered_call_and_offsets_reach_the_end(
@@ -80,7 +54,7 @@ def test_every_scan_becomes_one_ordered_call_and_offsets_reach_the_end(
     assert certain, "the stream should contain stalled shipments"
 
     with ConsumerProcess(env) as proc:
-        wait_fully_committed(kafka_bootstrap, env["KAFKA_GROUP_ID"], topic, proc)
+        wait_fully_committed(kafka_bootstrap, env["KAFKA_GROUP_ID"], topic, [proc])
         wait_until(
             lambda: certain <= set(received_bodies(sandbox, events=True)),
             30,
@@ -107,7 +81,7 @@ def test_outage_holds_offsets_until_redo_recovers(
     produce_events(kafka_bootstrap, topic, before)
 
     with ConsumerProcess(env) as proc:
-        wait_fully_committed(kafka_bootstrap, group, topic, proc)
+        wait_fully_committed(kafka_bootstrap, group, topic, [proc])
         held = committed_offsets(kafka_bootstrap, group, topic)
 
         sandbox.set_faults(fail_next={"count": 1_000_000, "status": 503})
@@ -118,7 +92,7 @@ def test_outage_holds_offsets_until_redo_recovers(
             time.sleep(0.3)
 
         sandbox.clear_faults()
-        wait_fully_committed(kafka_bootstrap, group, topic, proc)
+        wait_fully_committed(kafka_bootstrap, group, topic, [proc])
         assert proc.stop() == 0
 
     received = received_bodies(sandbox)
@@ -143,7 +117,7 @@ def test_kill_9_mid_stream_then_restart_loses_nothing(
     assert not fully_committed(kafka_bootstrap, env["KAFKA_GROUP_ID"], topic)
 
     with ConsumerProcess(env) as second:
-        wait_fully_committed(kafka_bootstrap, env["KAFKA_GROUP_ID"], topic, second)
+        wait_fully_committed(kafka_bootstrap, env["KAFKA_GROUP_ID"], topic, [second])
         assert second.stop() == 0
 
     received = received_bodies(sandbox)
@@ -168,7 +142,7 @@ def test_undecodable_records_go_to_the_dead_letter_topic_with_their_origin(
     env = consumer_env(topic)
 
     with ConsumerProcess(env) as proc:
-        wait_fully_committed(kafka_bootstrap, env["KAFKA_GROUP_ID"], topic, proc)
+        wait_fully_committed(kafka_bootstrap, env["KAFKA_GROUP_ID"], topic, [proc])
         assert proc.stop() == 0
 
     dead = read_topic(kafka_bootstrap, f"{topic}.dlq", expected=10)

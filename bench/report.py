@@ -1,0 +1,122 @@
+"""The tables the benchmark prints (Markdown, so a run can be pasted into bench/README.md) and
+the issue's targets read off them. Nothing here asserts: a missed target is printed as missed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bench.contenders import HTTPX, LABELS, NAIVE, TRACKING
+from bench.measurement import Measurement
+
+TARGET_VS_NAIVE = 50.0
+TARGET_VS_CEILING = 0.8
+TARGET_EVENTS_PER_S_AT_0MS = 5000.0
+
+_COMMON_HEADER = (
+    "events/s",
+    "calls/s",
+    "p50 ms",
+    "p99 ms",
+    "peak RSS MiB",
+    "startup s",
+    "CPU ms/event",
+    "CPU cores: contender / sandbox / broker / other",
+)
+
+
+def contenders_table(rows: Sequence[Measurement], full_events: int) -> str:
+    header = ("contender", "latency", "events", *_COMMON_HEADER, "(d) ÷ row events/s")
+    lines = [_row(header), _row(["---"] * len(header))]
+    for row in rows:
+        reference = _find(rows, TRACKING, row.latency_ms)
+        ratio = (
+            "—"
+            if reference is None or row is reference
+            else f"{reference.events_per_s / row.events_per_s:.1f}x"
+        )
+        events = f"{row.events:,}" + (" (sample)" if row.events < full_events else "")
+        lines.append(
+            _row([LABELS[row.contender], f"{row.latency_ms} ms", events, *_cells(row), ratio])
+        )
+    return "\n".join(lines)
+
+
+def scale_table(rows: Sequence[Measurement]) -> str:
+    header = ("processes", "latency", "events", *_COMMON_HEADER, "speed-up vs 1")
+    lines = [_row(header), _row(["---"] * len(header))]
+    for row in rows:
+        single = next(
+            (r for r in rows if r.processes == 1 and r.latency_ms == row.latency_ms), None
+        )
+        speedup = "—" if single is None else f"{row.events_per_s / single.events_per_s:.2f}x"
+        lines.append(
+            _row(
+                [
+                    str(row.processes),
+                    f"{row.latency_ms} ms",
+                    f"{row.events:,}",
+                    *_cells(row),
+                    speedup,
+                ]
+            )
+        )
+    return "\n".join(lines)
+
+
+def targets(rows: Sequence[Measurement]) -> str:
+    """The issue's three targets, each with the measured value and met / NOT met."""
+    lines = []
+    tracking_50 = _find(rows, TRACKING, 50)
+    naive_50 = _find(rows, NAIVE, 50)
+    ceiling_50 = _find(rows, HTTPX, 50)
+    tracking_0 = _find(rows, TRACKING, 0)
+    if tracking_50 and naive_50:
+        ratio = tracking_50.events_per_s / naive_50.events_per_s
+        lines.append(
+            f"- 50 ms: (d) ÷ (a) = {ratio:.1f}x (target ≥ {TARGET_VS_NAIVE:.0f}x): "
+            + _verdict(ratio >= TARGET_VS_NAIVE)
+        )
+    if tracking_50 and ceiling_50:
+        share = tracking_50.events_per_s / ceiling_50.events_per_s
+        lines.append(
+            f"- 50 ms: (d) ÷ (c) = {share:.0%} of the httpx ceiling "
+            f"(target ≥ {TARGET_VS_CEILING:.0%}): " + _verdict(share >= TARGET_VS_CEILING)
+        )
+    if tracking_0:
+        rate = tracking_0.events_per_s
+        lines.append(
+            f"- 0 ms: (d) sustains {rate:,.0f} events/s "
+            f"(target ≥ {TARGET_EVENTS_PER_S_AT_0MS:,.0f}): "
+            + _verdict(rate >= TARGET_EVENTS_PER_S_AT_0MS)
+        )
+    return "\n".join(lines)
+
+
+def _cells(row: Measurement) -> list[str]:
+    latency = row.latency
+    cpu = row.cpu
+    return [
+        f"{row.events_per_s:,.0f}",
+        f"{row.calls_per_s:,.0f}"
+        + (f" ({row.errors} not 200)" if row.errors else "")
+        + (f" (**{row.missing} scans never called**)" if row.missing else ""),
+        "—" if latency is None else f"{latency.p50_ms:.0f}",
+        "—" if latency is None else f"{latency.p99_ms:.0f}",
+        f"{row.rss_mb:.0f}",
+        f"{row.startup_s:.1f}",
+        f"{row.cpu_ms_per_event:.2f}",
+        f"{cpu.contender:.2f} / {cpu.sandbox:.2f} / {cpu.broker:.2f} / {cpu.other:.2f}",
+    ]
+
+
+def _find(rows: Sequence[Measurement], contender: str, latency_ms: int) -> Measurement | None:
+    return next((r for r in rows if r.contender == contender and r.latency_ms == latency_ms), None)
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "**NOT met**"
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"

@@ -1,0 +1,89 @@
+"""Partitions changing hands mid-stream lose nothing and reorder nothing: two consumers share a
+steady stream, a third joins, then one of the first two leaves with SIGTERM."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+
+import pytest
+from expected_calls import first_occurrences, received_bodies
+
+from consumer.model import TrackingEvent
+from devkit.consumer_process import ConsumerProcess, wait_fully_committed
+from devkit.expectations import expected_status_bodies
+from devkit.generator import tracking_stream
+from devkit.kafka_tools import produce_events, wait_until
+from devkit.sandbox import SandboxControl
+
+pytestmark = pytest.mark.broker
+
+Env = Callable[..., dict[str, str]]
+
+CHUNKS = 12
+CHUNK_INTERVAL_SECONDS = 1.0
+
+
+def produce_steadily(bootstrap: str, topic: str, events: Sequence[TrackingEvent]) -> None:
+    """The stream in CHUNKS slices, one per interval, so records keep arriving meanwhile."""
+    size = -(-len(events) // CHUNKS)
+    for start in range(0, len(events), size):
+        produce_events(bootstrap, topic, events[start : start + size])
+        time.sleep(CHUNK_INTERVAL_SECONDS)
+
+
+def wait_assigned(proc: ConsumerProcess) -> None:
+    wait_until(
+        lambda: proc.alive_or_fail() and (proc.metric("tracking_assigned_partitions") or 0) > 0,
+        60,
+        f"partitions assigned to consumer {proc.pid}; its log:\n{proc.tail()}",
+    )
+
+
+def test_members_joining_and_leaving_mid_stream_lose_and_reorder_nothing(
+    kafka_bootstrap: str, new_topic: Callable[..., str], sandbox: SandboxControl, consumer_env: Env
+) -> None:
+    topic = new_topic(partitions=6)
+    events = tracking_stream(shipments=600, scans_per_shipment=5, seed=41)
+    expected = expected_status_bodies(events)
+    total = sum(map(len, expected.values()))
+    sandbox.set_faults(latency_ms=5, latency_jitter_ms=20)
+    env = consumer_env(topic)
+    group = env["KAFKA_GROUP_ID"]
+
+    def delivered() -> int:
+        return len(sandbox.calls(status_code=200))
+
+    with ExitStack() as stack:
+        first = stack.enter_context(ConsumerProcess(env))
+        second = stack.enter_context(ConsumerProcess(env))
+        wait_assigned(first)
+        wait_assigned(second)
+        background = stack.enter_context(ThreadPoolExecutor(max_workers=1))
+        producing = background.submit(produce_steadily, kafka_bootstrap, topic, events)
+
+        wait_until(lambda: delivered() >= total // 5, 120, f"{total // 5} calls before the join")
+        third = stack.enter_context(ConsumerProcess(env))
+        wait_assigned(third)
+
+        wait_until(lambda: delivered() >= total // 2, 120, f"{total // 2} calls before the leave")
+        assert first.stop() == 0
+        left_at = delivered()
+        assert left_at < total, "the member left after the stream was done: not mid-stream"
+
+        producing.result()
+        wait_fully_committed(kafka_bootstrap, group, topic, [second, third])
+        assert second.stop() == 0
+        assert third.stop() == 0
+
+    received = received_bodies(sandbox)
+    duplicates = 0
+    for fulfillment, bodies in expected.items():
+        got = received[fulfillment]
+        assert first_occurrences(got) == bodies, f"{fulfillment}: calls missing or out of order"
+        duplicates += len(got) - len(bodies)
+    print(
+        f"{total} calls expected, {left_at} delivered when a member left; duplicates: {duplicates}"
+    )
