@@ -104,7 +104,7 @@ def _run_all(bench: Bench, args: argparse.Namespace, workload: Workload) -> list
         if args.scale
         else [(c, latency, 1) for latency in args.latencies for c in args.contenders]
     )
-    budget = contenders.SEQUENTIAL_BUDGET_S / (3 if args.quick else 1)
+    budget = contenders.SAMPLE_BUDGET_S / (3 if args.quick else 1)
     for contender, latency, processes in plan:
         size = contenders.sample_size(contender, args.events, latency, budget)
         label = f"{contenders.LABELS[contender]} x{processes} @{latency} ms, {size:,} events"

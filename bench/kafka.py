@@ -72,6 +72,7 @@ def produce_paced(
     """Produce ``records`` evenly spaced at ``rate`` per second; each record's Kafka timestamp is
     the moment it was produced. Returns those moments (``time.time()`` seconds), in order."""
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    producer.list_topics(topic, timeout=30)  # leaders known before the clock starts
     sent: list[float] = []
     start = time.monotonic()
     for index, (key, value) in enumerate(records):

@@ -41,6 +41,8 @@ class Gate:
 
     async def wait_turn(self) -> bool:
         """Wait until a call may go out. Returns True when the caller is the probe."""
+        if not self._closed:  # the common case, without taking the condition's lock
+            return False
         async with self._changed:
             while self._closed:
                 now = self._clock()

@@ -106,7 +106,7 @@ class KafkaSource:
         try:
             while not stop.is_set():
                 self._health.beat()
-                self._hand_over(consumer, consumer.consume(FETCH_BATCH, POLL_TIMEOUT_SECONDS))
+                self._hand_over(consumer, _fetch(consumer))
                 self._start_restored(consumer)
                 self._update_caught_up(consumer)
                 self._apply_backpressure(consumer)
@@ -150,22 +150,16 @@ class KafkaSource:
                 )
             )
         if batch:
+            metrics.RECORDS_CONSUMED.labels(self._settings.topic).inc(len(batch))
             self._loop.call_soon_threadsafe(self._pipeline.accept, batch)
 
     def _apply_backpressure(self, consumer: Consumer) -> None:
-        """Pause a partition over its buffer limit (or all while the circuit is open); resume
-        once below half, so a Redo outage cannot grow memory without bound."""
-        limit = self._settings.max_buffered_per_partition
-        to_pause, to_resume = [], []
-        for work in self._tracker.all():
-            key = (work.topic, work.partition)
-            if work.next_offset is None:
-                continue  # still restoring: stays paused
-            buffered = work.buffered
-            if key not in self._paused and (buffered >= limit or self._circuit_open.is_set()):
-                to_pause.append(key)
-            elif key in self._paused and buffered <= limit // 2 and not self._circuit_open.is_set():
-                to_resume.append(key)
+        to_pause, to_resume = backpressure(
+            self._tracker.all(),
+            self._paused,
+            limit=self._settings.max_buffered_per_partition,
+            circuit_open=self._circuit_open.is_set(),
+        )
         if to_pause:
             consumer.pause([TopicPartition(t, p) for t, p in to_pause])
             self._paused.update(to_pause)
@@ -329,6 +323,43 @@ class KafkaSource:
         log.info("shutting down: draining %d buffered records", self._tracker.buffered)
         self._drain(works, self._settings.shutdown_grace_seconds, finish_queued=True)
         self._commit(consumer, works)
+
+
+def backpressure(
+    works: list[PartitionWork], paused: set[tuple[str, int]], *, limit: int, circuit_open: bool
+) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """Which partitions to pause and which to resume, so memory stays bounded.
+
+    A partition is paused once ``limit`` of its records are buffered and resumed at half of it.
+    While the circuit is open every partition is paused, as long as this member holds records
+    (one of their calls is the circuit's probe). With nothing buffered, nothing could probe and
+    the circuit would stay open for ever (a rebalance can take every waiting call away): the
+    partitions flow again, and their first records' calls wait for the probe turn.
+    """
+    hold_all = circuit_open and any(work.buffered for work in works)
+    to_pause, to_resume = [], []
+    for work in works:
+        key = (work.topic, work.partition)
+        if work.next_offset is None:
+            continue  # still restoring: stays paused
+        buffered = work.buffered
+        if key not in paused and (buffered >= limit or hold_all):
+            to_pause.append(key)
+        elif key in paused and buffered <= limit // 2 and not hold_all:
+            to_resume.append(key)
+    return to_pause, to_resume
+
+
+def _fetch(consumer: Consumer) -> list[Message]:
+    """Whatever is fetched, up to a batch, without waiting for a full batch (``consume(n, t)``
+    waits until it has n records or t passed, which would add up to t to every record's
+    latency on a quiet stream); only an empty fetch waits, for the first record."""
+    messages: list[Message] = consumer.consume(FETCH_BATCH, 0)
+    if not messages:
+        messages = consumer.consume(1, POLL_TIMEOUT_SECONDS)
+        if messages:
+            messages += consumer.consume(FETCH_BATCH - 1, 0)
+    return messages
 
 
 def _names(partitions: list[TopicPartition]) -> list[str]:

@@ -92,6 +92,7 @@ class Pipeline:
         self._stores: dict[PartitionWork, PartitionStore] = {}
         self._running: Counter[PartitionWork] = Counter()
         self._progress = asyncio.Condition()
+        self._waiting = 0  # drains waiting on ``_progress``: jobs notify only when there are
 
     # --- partitions -----------------------------------------------------------------------
 
@@ -118,7 +119,6 @@ class Pipeline:
             store = self._stores.get(record.work)
             if record.work.revoked or store is None:
                 continue
-            metrics.RECORDS_CONSUMED.labels(topic=record.topic).inc()
             if not record.key:
                 self._submit_dead_letter(record, "missing_key", "record has no key")
                 continue
@@ -230,8 +230,9 @@ class Pipeline:
                 self._running[work] -= 1
                 if not self._running[work]:
                     del self._running[work]
-                async with self._progress:
-                    self._progress.notify_all()
+                if self._waiting:
+                    async with self._progress:
+                        self._progress.notify_all()
 
         return run
 
@@ -368,16 +369,20 @@ class Pipeline:
         return await self._wait(lambda: not any(self._running[w] for w in works), deadline)
 
     async def _wait(self, condition: Callable[[], bool], deadline: float) -> bool:
-        async with self._progress:
-            while not condition():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                try:
-                    await asyncio.wait_for(self._progress.wait(), remaining)
-                except TimeoutError:
-                    return condition()
-        return True
+        self._waiting += 1
+        try:
+            async with self._progress:
+                while not condition():
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    try:
+                        await asyncio.wait_for(self._progress.wait(), remaining)
+                    except TimeoutError:
+                        return condition()
+            return True
+        finally:
+            self._waiting -= 1
 
     async def close(self) -> None:
         await self._dispatcher.cancel_all()

@@ -87,3 +87,45 @@ def test_members_joining_and_leaving_mid_stream_lose_and_reorder_nothing(
     print(
         f"{total} calls expected, {left_at} delivered when a member left; duplicates: {duplicates}"
     )
+
+
+def test_a_member_joining_during_a_redo_outage_leaves_the_group_able_to_recover(
+    kafka_bootstrap: str, new_topic: Callable[..., str], sandbox: SandboxControl, consumer_env: Env
+) -> None:
+    """Redo goes down, the circuit opens, a second member joins and takes partitions over while
+    every call still fails; once Redo is back, both finish every partition."""
+    topic = new_topic(partitions=6)
+    events = tracking_stream(shipments=300, scans_per_shipment=4, seed=43)
+    expected = expected_status_bodies(events)
+    produce_events(kafka_bootstrap, topic, events)
+    env = consumer_env(topic)
+    group = env["KAFKA_GROUP_ID"]
+    sandbox.set_faults(latency_ms=200)  # the backlog takes seconds, not the moment Redo fails
+
+    with ExitStack() as stack:
+        first = stack.enter_context(ConsumerProcess(env))
+        wait_until(
+            lambda: len(sandbox.calls(status_code=200)) >= 50, 60, "50 calls before Redo fails"
+        )
+        sandbox.set_faults(fail_next={"count": 1_000_000, "status": 503})
+        wait_until(
+            lambda: first.alive_or_fail() and first.metric("tracking_redo_circuit_open") == 1,
+            60,
+            f"the first member's circuit open; its log:\n{first.tail()}",
+        )
+        failed_before_join = len(sandbox.calls(status_code=503))
+        second = stack.enter_context(ConsumerProcess(env))
+        wait_assigned(second)
+        wait_until(
+            lambda: len(sandbox.calls(status_code=503)) >= failed_before_join + 10,
+            60,
+            "calls failing after the join",
+        )
+        sandbox.clear_faults()
+        wait_fully_committed(kafka_bootstrap, group, topic, [first, second])
+        assert first.stop() == 0
+        assert second.stop() == 0
+
+    received = received_bodies(sandbox)
+    for fulfillment, bodies in expected.items():
+        assert first_occurrences(received[fulfillment]) == bodies, f"{fulfillment}: calls lost"
