@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import socket
 import traceback
-from collections.abc import Awaitable, Callable, Iterator
-from datetime import UTC, date, datetime
+from collections.abc import Awaitable, Callable
+from datetime import date
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from conftest import SANDBOX_TOKEN
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
+from redo_calls import AT, make_call
 
 from consumer.errors import (
     ConfigError,
@@ -29,35 +31,7 @@ from consumer.redo.payload import request_body
 from consumer.redo.secrets import SecretProvider
 from devkit.sandbox import SandboxControl, SandboxServer
 
-TOKEN = "sandbox-token-5d2e8a"
-AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer(TOKEN) as server:
-        yield server
-
-
-@pytest.fixture
-def control(sandbox: SandboxServer) -> Iterator[SandboxControl]:
-    with SandboxControl(sandbox.url) as control:
-        control.reset()
-        control.clear_faults()
-        yield control
-
-
-def make_call(**overrides: object) -> RedoCall:
-    fields: dict[str, object] = {
-        "kind": CallKind.STATUS,
-        "store_id": "store-1",
-        "order_id": "order-1",
-        "fulfillment_id": "ful-1",
-        "status": "in_transit",
-        "at": AT,
-    }
-    fields.update(overrides)
-    return RedoCall(**fields)  # type: ignore[arg-type]
+TOKEN = SANDBOX_TOKEN
 
 
 def send(
@@ -85,28 +59,28 @@ def requests_counted(kind: str, response_class: str) -> float:
 
 
 def test_success_returns_redo_answer_and_sends_the_payload(
-    sandbox: SandboxServer, control: SandboxControl
+    sandbox_server: SandboxServer, sandbox: SandboxControl
 ) -> None:
     call = make_call(
         message="Departed facility",
         location=Location(city="Memphis", country="US"),
         estimated_delivery_date=date(2024, 5, 3),
     )
-    response = send(sandbox.url, call)
+    response = send(sandbox_server.url, call)
     assert response.status_code == 200
     assert response.body["success"] is True
     assert response.body["fulfillment"]["status"] == "in_transit"
     assert response.body["fulfillment"]["estimatedDeliveryDate"] == "2024-05-03"
-    [recorded] = control.successful_calls()
+    [recorded] = sandbox.successful_calls()
     assert recorded["body"] == request_body(call)
 
 
 def test_ids_with_slash_and_unicode_arrive_as_single_segments(
-    sandbox: SandboxServer, control: SandboxControl
+    sandbox_server: SandboxServer, sandbox: SandboxControl
 ) -> None:
     call = make_call(store_id="shop/eu", order_id="#1001 é", fulfillment_id="東京/1?x")
-    send(sandbox.url, call)
-    [recorded] = control.successful_calls()
+    send(sandbox_server.url, call)
+    [recorded] = sandbox.successful_calls()
     assert (recorded["store_id"], recorded["order_id"], recorded["fulfillment_id"]) == (
         "shop/eu",
         "#1001 é",
@@ -116,10 +90,10 @@ def test_ids_with_slash_and_unicode_arrive_as_single_segments(
 
 @pytest.mark.parametrize("trailing", ["", "/"])
 def test_path_prefix_of_the_base_url_is_kept(trailing: str) -> None:
-    with SandboxServer(TOKEN, prefix="/v2.2") as server, SandboxControl(server.url) as control:
+    with SandboxServer(TOKEN, prefix="/v2.2") as server, SandboxControl(server.url) as sandbox:
         assert server.url.endswith("/v2.2")
         assert send(server.url + trailing, make_call()).status_code == 200
-        assert len(control.successful_calls()) == 1
+        assert len(sandbox.successful_calls()) == 1
 
 
 @pytest.mark.parametrize(
@@ -134,50 +108,54 @@ def test_path_prefix_of_the_base_url_is_kept(trailing: str) -> None:
     ],
 )
 def test_status_classification(
-    sandbox: SandboxServer, control: SandboxControl, status: int, exc_type: type[RedoError]
+    sandbox_server: SandboxServer, sandbox: SandboxControl, status: int, exc_type: type[RedoError]
 ) -> None:
-    control.set_faults(fail_next={"count": 1, "status": status})
-    error = send_expecting(exc_type, sandbox.url, make_call())
+    sandbox.set_faults(fail_next={"count": 1, "status": status})
+    error = send_expecting(exc_type, sandbox_server.url, make_call())
     assert type(error) is exc_type
     assert error.status_code == status
     assert "injected" in error.body
 
 
 def test_server_error_without_retry_after_leaves_it_to_the_backoff(
-    sandbox: SandboxServer, control: SandboxControl
+    sandbox_server: SandboxServer, sandbox: SandboxControl
 ) -> None:
-    control.set_faults(fail_next=1)
-    error = send_expecting(RedoRetryableError, sandbox.url, make_call())
+    sandbox.set_faults(fail_next=1)
+    error = send_expecting(RedoRetryableError, sandbox_server.url, make_call())
     assert isinstance(error, RedoRetryableError)
     assert error.retry_after is None
 
 
-def test_429_is_retryable_with_retry_after(sandbox: SandboxServer, control: SandboxControl) -> None:
-    control.set_faults(rate_limit_next={"count": 1, "retry_after": 7})
-    error = send_expecting(RedoRetryableError, sandbox.url, make_call())
+def test_429_is_retryable_with_retry_after(
+    sandbox_server: SandboxServer, sandbox: SandboxControl
+) -> None:
+    sandbox.set_faults(rate_limit_next={"count": 1, "retry_after": 7})
+    error = send_expecting(RedoRetryableError, sandbox_server.url, make_call())
     assert isinstance(error, RedoRetryableError)
     assert (error.status_code, error.retry_after) == (429, 7.0)
 
 
-def test_404_is_not_found(sandbox: SandboxServer, control: SandboxControl) -> None:
-    control.set_faults(not_found=["ful-1"])
-    error = send_expecting(RedoNotFoundError, sandbox.url, make_call())
+def test_404_is_not_found(sandbox_server: SandboxServer, sandbox: SandboxControl) -> None:
+    sandbox.set_faults(not_found=["ful-1"])
+    error = send_expecting(RedoNotFoundError, sandbox_server.url, make_call())
     assert error.status_code == 404
     assert "not found" in error.body
 
 
-def test_400_for_a_body_redo_rejects(sandbox: SandboxServer, control: SandboxControl) -> None:
-    error = send_expecting(RedoRejectedError, sandbox.url, make_call(status="teleported"))
+def test_400_for_a_body_redo_rejects(
+    sandbox_server: SandboxServer, sandbox: SandboxControl
+) -> None:
+    error = send_expecting(RedoRejectedError, sandbox_server.url, make_call(status="teleported"))
     assert error.status_code == 400
     assert "status" in error.body
     assert "teleported" in str(error)
 
 
 def test_401_with_wrong_secret_never_shows_the_secret(
-    sandbox: SandboxServer, control: SandboxControl
+    sandbox_server: SandboxServer, sandbox: SandboxControl
 ) -> None:
     wrong = "wrong-secret-0c4f2b"
-    error = send_expecting(RedoAuthError, sandbox.url, make_call(), secret=wrong)
+    error = send_expecting(RedoAuthError, sandbox_server.url, make_call(), secret=wrong)
     assert error.status_code == 401
     shown = str(error) + repr(error) + error.body + "".join(traceback.format_exception(error))
     assert wrong not in shown
@@ -185,19 +163,21 @@ def test_401_with_wrong_secret_never_shows_the_secret(
     assert error.__context__ is None
 
 
-def test_timeout_is_retryable(sandbox: SandboxServer, control: SandboxControl) -> None:
-    control.set_faults(latency_ms=2000)
+def test_timeout_is_retryable(sandbox_server: SandboxServer, sandbox: SandboxControl) -> None:
+    sandbox.set_faults(latency_ms=2000)
     before = requests_counted("status", "timeout")
-    error = send_expecting(RedoRetryableError, sandbox.url, make_call(), timeout=0.2)
+    error = send_expecting(RedoRetryableError, sandbox_server.url, make_call(), timeout=0.2)
     assert error.status_code is None
     assert "timeout" in str(error)
     assert requests_counted("status", "timeout") == before + 1
 
 
-def test_dropped_connection_is_retryable(sandbox: SandboxServer, control: SandboxControl) -> None:
-    control.set_faults(drop_next=1)
+def test_dropped_connection_is_retryable(
+    sandbox_server: SandboxServer, sandbox: SandboxControl
+) -> None:
+    sandbox.set_faults(drop_next=1)
     before = requests_counted("status", "connection")
-    error = send_expecting(RedoRetryableError, sandbox.url, make_call())
+    error = send_expecting(RedoRetryableError, sandbox_server.url, make_call())
     assert error.status_code is None
     assert "connection" in str(error)
     assert TOKEN not in str(error) + repr(error)
@@ -213,7 +193,7 @@ def test_refused_connection_is_retryable() -> None:
 
 
 def test_metrics_count_each_request_by_kind_and_class(
-    sandbox: SandboxServer, control: SandboxControl
+    sandbox_server: SandboxServer, sandbox: SandboxControl
 ) -> None:
     ok_before = requests_counted("event", "2xx")
     failed_before = requests_counted("event", "5xx")
@@ -222,9 +202,9 @@ def test_metrics_count_each_request_by_kind_and_class(
         or 0.0
     )
     event = make_call(kind=CallKind.EVENT, status="delayed")
-    control.set_faults(fail_next=1)
-    send_expecting(RedoRetryableError, sandbox.url, event)
-    send(sandbox.url, event)
+    sandbox.set_faults(fail_next=1)
+    send_expecting(RedoRetryableError, sandbox_server.url, event)
+    send(sandbox_server.url, event)
     assert requests_counted("event", "2xx") == ok_before + 1
     assert requests_counted("event", "5xx") == failed_before + 1
     durations = REGISTRY.get_sample_value(
@@ -235,7 +215,7 @@ def test_metrics_count_each_request_by_kind_and_class(
 
 
 def test_per_store_secret_and_rotation_picked_up_by_reload(
-    tmp_path: Path, sandbox: SandboxServer, control: SandboxControl
+    tmp_path: Path, sandbox_server: SandboxServer, sandbox: SandboxControl
 ) -> None:
     stores = tmp_path / "stores.yaml"
     stores.write_text(f"store-a: {TOKEN}\n", encoding="utf-8")
@@ -243,11 +223,11 @@ def test_per_store_secret_and_rotation_picked_up_by_reload(
     store_a, store_b = make_call(store_id="store-a"), make_call(store_id="store-b")
 
     async def scenario() -> None:
-        async with RedoClient(sandbox.url, provider) as client:
+        async with RedoClient(sandbox_server.url, provider) as client:
             assert (await client.send(store_a)).status_code == 200
             with pytest.raises(RedoAuthError):
                 await client.send(store_b)
-            control.set_faults(token="rotated-token")  # Redo now wants the new secret
+            sandbox.set_faults(token="rotated-token")  # Redo now wants the new secret
             with pytest.raises(RedoAuthError):
                 await client.send(store_a)
             stores.write_text("store-a: rotated-token\n", encoding="utf-8")
@@ -257,7 +237,7 @@ def test_per_store_secret_and_rotation_picked_up_by_reload(
             assert (await client.send(store_a)).status_code == 200
 
     asyncio.run(scenario())
-    assert [c["status_code"] for c in control.calls()] == [200, 401, 401, 401, 200]
+    assert [c["status_code"] for c in sandbox.calls()] == [200, 401, 401, 401, 200]
 
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]

@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from redo_calls import make_call
 
-from consumer.model import AutomationEvent, CallKind, Location, RedoCall, ShipmentStatus
+from consumer.model import AutomationEvent, CallKind, Location, ShipmentStatus
 from consumer.redo.payload import request_body, request_path
 from devkit.sandbox import schema
-
-AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-
-
-def make_call(**overrides: object) -> RedoCall:
-    fields: dict[str, object] = {
-        "kind": CallKind.STATUS,
-        "store_id": "store-1",
-        "order_id": "order-1",
-        "fulfillment_id": "ful-1",
-        "status": "in_transit",
-        "at": AT,
-    }
-    fields.update(overrides)
-    return RedoCall(**fields)  # type: ignore[arg-type]
 
 
 def test_path_has_each_id_in_its_segment() -> None:

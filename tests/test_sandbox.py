@@ -9,33 +9,19 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
+from conftest import SANDBOX_TOKEN
 
 from devkit.sandbox import SandboxControl, SandboxServer, SandboxWaitTimeout, schema
 
-TOKEN = "sandbox-token-a41f"
+TOKEN = SANDBOX_TOKEN
 REPO = Path(__file__).resolve().parent.parent
 T1, T2, T3, T4 = (f"2024-05-0{day}T10:00:00.000Z" for day in (1, 2, 3, 4))
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer(TOKEN) as server:
-        yield server
-
-
-@pytest.fixture
-def control(sandbox: SandboxServer) -> Iterator[SandboxControl]:
-    with SandboxControl(sandbox.url) as control:
-        control.reset()
-        control.clear_faults()
-        yield control
 
 
 def post(
@@ -76,10 +62,10 @@ def assert_error(response: httpx.Response, status: int, containing: str = "") ->
 
 
 def test_valid_updates_get_a_200_valid_against_the_response_schema(
-    sandbox: SandboxServer, control: SandboxControl
+    sandbox_server: SandboxServer, sandbox: SandboxControl
 ) -> None:
     fulfillment = fulfillment_after(
-        sandbox.url,
+        sandbox_server.url,
         {"status": "pre_transit"},
         {
             "status": "in_transit",
@@ -96,11 +82,11 @@ def test_valid_updates_get_a_200_valid_against_the_response_schema(
 
 
 def test_events_leave_the_status_and_history_keeps_arrival_order(
-    sandbox: SandboxServer, control: SandboxControl
+    sandbox_server: SandboxServer, sandbox: SandboxControl
 ) -> None:
-    first = fulfillment_after(sandbox.url, {"status": "in_transit", "datetime": T2})
+    first = fulfillment_after(sandbox_server.url, {"status": "in_transit", "datetime": T2})
     fulfillment = fulfillment_after(
-        sandbox.url,
+        sandbox_server.url,
         {"status": "stalled_in_transit", "datetime": T3, "message": "No scan for 3 days"},
         {"status": "out_for_delivery", "datetime": T1, "location": {"city": "Lyon"}},
         {
@@ -124,21 +110,25 @@ def test_events_leave_the_status_and_history_keeps_arrival_order(
 
 
 def test_an_event_on_a_new_fulfillment_leaves_it_unknown(
-    sandbox: SandboxServer, control: SandboxControl
+    sandbox_server: SandboxServer, sandbox: SandboxControl
 ) -> None:
-    assert fulfillment_after(sandbox.url, {"status": "delayed"})["status"] == "unknown"
+    assert fulfillment_after(sandbox_server.url, {"status": "delayed"})["status"] == "unknown"
 
 
-def test_delivered_sets_delivered_at(sandbox: SandboxServer, control: SandboxControl) -> None:
-    fulfillment = fulfillment_after(sandbox.url, {"status": "delivered", "datetime": T3})
+def test_delivered_sets_delivered_at(
+    sandbox_server: SandboxServer, sandbox: SandboxControl
+) -> None:
+    fulfillment = fulfillment_after(sandbox_server.url, {"status": "delivered", "datetime": T3})
     assert (fulfillment["status"], fulfillment["deliveredAt"]) == ("delivered", T3)
 
 
-def test_fulfillments_are_kept_apart(sandbox: SandboxServer, control: SandboxControl) -> None:
-    fulfillment_after(sandbox.url, {"status": "delivered"}, fulfillment_id="ful-a")
-    other = fulfillment_after(sandbox.url, {"status": "in_transit"}, fulfillment_id="ful-b")
+def test_fulfillments_are_kept_apart(
+    sandbox_server: SandboxServer, sandbox: SandboxControl
+) -> None:
+    fulfillment_after(sandbox_server.url, {"status": "delivered"}, fulfillment_id="ful-a")
+    other = fulfillment_after(sandbox_server.url, {"status": "in_transit"}, fulfillment_id="ful-b")
     assert (other["status"], len(other["trackingHistory"])) == ("in_transit", 1)
-    [kept] = control.fulfillments(fulfillment_id="ful-a")
+    [kept] = sandbox.fulfillments(fulfillment_id="ful-a")
     assert kept["fulfillment"]["status"] == "delivered"
     assert (kept["store_id"], kept["order_id"]) == ("store-1", "order-1")
 
@@ -159,28 +149,28 @@ def test_fulfillments_are_kept_apart(sandbox: SandboxServer, control: SandboxCon
     ],
 )
 def test_bodies_breaking_the_request_schema_get_400(
-    sandbox: SandboxServer, control: SandboxControl, body: object, problem: str
+    sandbox_server: SandboxServer, sandbox: SandboxControl, body: object, problem: str
 ) -> None:
-    assert_error(post(sandbox.url, body), 400, problem)
-    [recorded] = control.calls()
+    assert_error(post(sandbox_server.url, body), 400, problem)
+    [recorded] = sandbox.calls()
     assert (recorded["status_code"], recorded["body"]) == (400, body)
-    assert control.fulfillments() == []
+    assert sandbox.fulfillments() == []
 
 
 def test_non_json_body_gets_400_and_is_recorded_as_text(
-    sandbox: SandboxServer, control: SandboxControl
+    sandbox_server: SandboxServer, sandbox: SandboxControl
 ) -> None:
-    assert_error(post(sandbox.url, content=b"status=in_transit"), 400, "not valid JSON")
-    assert control.calls()[0]["body"] == "status=in_transit"
+    assert_error(post(sandbox_server.url, content=b"status=in_transit"), 400, "not valid JSON")
+    assert sandbox.calls()[0]["body"] == "status=in_transit"
 
 
 @pytest.mark.parametrize("position", [0, 1, 2])
 def test_empty_path_segment_gets_400(
-    sandbox: SandboxServer, control: SandboxControl, position: int
+    sandbox_server: SandboxServer, sandbox: SandboxControl, position: int
 ) -> None:
     ids = ["store-1", "order-1", "ful-1"]
     ids[position] = ""
-    response = post(sandbox.url, {"status": "in_transit"}, ids=(ids[0], ids[1], ids[2]))
+    response = post(sandbox_server.url, {"status": "in_transit"}, ids=(ids[0], ids[1], ids[2]))
     assert_error(response, 400, ("storeId", "orderId", "fulfillmentId")[position])
 
 
@@ -194,89 +184,91 @@ def test_empty_path_segment_gets_400(
     ],
 )
 def test_missing_or_wrong_token_gets_401(
-    sandbox: SandboxServer, control: SandboxControl, headers: dict[str, str]
+    sandbox_server: SandboxServer, sandbox: SandboxControl, headers: dict[str, str]
 ) -> None:
-    assert_error(post(sandbox.url, {"status": "in_transit"}, headers=headers), 401, "token")
-    assert control.fulfillments() == []
+    assert_error(post(sandbox_server.url, {"status": "in_transit"}, headers=headers), 401, "token")
+    assert sandbox.fulfillments() == []
 
 
 def test_prefix_mounts_every_route_under_it() -> None:
-    with SandboxServer(TOKEN, prefix="v2.2/") as server, SandboxControl(server.url) as control:
+    with SandboxServer(TOKEN, prefix="v2.2/") as server, SandboxControl(server.url) as sandbox:
         root = server.url.removesuffix("/v2.2")
         assert server.url.endswith("/v2.2")
         assert post(server.url, {"status": "in_transit"}).status_code == 200
         assert post(root, {"status": "in_transit"}).status_code == 404
-        assert len(control.calls()) == 1
+        assert len(sandbox.calls()) == 1
 
 
 # --- faults ----------------------------------------------------------------------------------
 
 
 def test_fail_next_answers_the_status_then_recovers(
-    sandbox: SandboxServer, control: SandboxControl
+    sandbox_server: SandboxServer, sandbox: SandboxControl
 ) -> None:
-    control.set_faults(fail_next={"count": 2, "status": 500})
-    first = post(sandbox.url, {"status": "in_transit"})
+    sandbox.set_faults(fail_next={"count": 2, "status": 500})
+    first = post(sandbox_server.url, {"status": "in_transit"})
     assert first.status_code == 500
     assert first.headers["Content-Type"].startswith("application/problem+json")
     assert schema.first_error(schema.PROBLEM, first.json()) is None
-    assert control.faults()["fail_next"] == {"count": 1, "status": 500}
-    assert post(sandbox.url, {"status": "in_transit"}).status_code == 500
-    assert post(sandbox.url, {"status": "in_transit"}).status_code == 200
-    assert control.faults()["fail_next"]["count"] == 0
+    assert sandbox.faults()["fail_next"] == {"count": 1, "status": 500}
+    assert post(sandbox_server.url, {"status": "in_transit"}).status_code == 500
+    assert post(sandbox_server.url, {"status": "in_transit"}).status_code == 200
+    assert sandbox.faults()["fail_next"]["count"] == 0
 
 
-def test_fail_next_defaults_to_503(sandbox: SandboxServer, control: SandboxControl) -> None:
-    control.set_faults(fail_next=1)
-    assert post(sandbox.url, {"status": "in_transit"}).status_code == 503
+def test_fail_next_defaults_to_503(sandbox_server: SandboxServer, sandbox: SandboxControl) -> None:
+    sandbox.set_faults(fail_next=1)
+    assert post(sandbox_server.url, {"status": "in_transit"}).status_code == 503
 
 
 def test_rate_limit_next_answers_429_with_retry_after(
-    sandbox: SandboxServer, control: SandboxControl
+    sandbox_server: SandboxServer, sandbox: SandboxControl
 ) -> None:
-    control.set_faults(rate_limit_next={"count": 1, "retry_after": 4})
-    limited = post(sandbox.url, {"status": "in_transit"})
+    sandbox.set_faults(rate_limit_next={"count": 1, "retry_after": 4})
+    limited = post(sandbox_server.url, {"status": "in_transit"})
     assert (limited.status_code, limited.headers["Retry-After"]) == (429, "4")
-    assert post(sandbox.url, {"status": "in_transit"}).status_code == 200
+    assert post(sandbox_server.url, {"status": "in_transit"}).status_code == 200
 
 
-def test_not_found_lasts_until_cleared(sandbox: SandboxServer, control: SandboxControl) -> None:
-    control.set_faults(not_found=["ful-1"])
+def test_not_found_lasts_until_cleared(
+    sandbox_server: SandboxServer, sandbox: SandboxControl
+) -> None:
+    sandbox.set_faults(not_found=["ful-1"])
     for _ in range(2):
-        assert_error(post(sandbox.url, {"status": "in_transit"}), 404, "not found")
-    other = post(sandbox.url, {"status": "in_transit"}, ids=("store-1", "order-1", "ful-2"))
+        assert_error(post(sandbox_server.url, {"status": "in_transit"}), 404, "not found")
+    other = post(sandbox_server.url, {"status": "in_transit"}, ids=("store-1", "order-1", "ful-2"))
     assert other.status_code == 200
-    control.set_faults(not_found=[])
-    assert post(sandbox.url, {"status": "in_transit"}).status_code == 200
+    sandbox.set_faults(not_found=[])
+    assert post(sandbox_server.url, {"status": "in_transit"}).status_code == 200
 
 
 def test_drop_next_closes_the_connection_without_an_answer(
-    sandbox: SandboxServer, control: SandboxControl
+    sandbox_server: SandboxServer, sandbox: SandboxControl
 ) -> None:
-    control.set_faults(drop_next=1)
+    sandbox.set_faults(drop_next=1)
     with pytest.raises(httpx.RemoteProtocolError):
-        post(sandbox.url, {"status": "in_transit"})
-    assert post(sandbox.url, {"status": "in_transit"}).status_code == 200
-    assert [call["status_code"] for call in control.calls()] == [None, 200]
-    assert control.stats() == {"dropped": 1, "200": 1}
+        post(sandbox_server.url, {"status": "in_transit"})
+    assert post(sandbox_server.url, {"status": "in_transit"}).status_code == 200
+    assert [call["status_code"] for call in sandbox.calls()] == [None, 200]
+    assert sandbox.stats() == {"dropped": 1, "200": 1}
 
 
 def test_token_rotation_until_faults_are_cleared(
-    sandbox: SandboxServer, control: SandboxControl
+    sandbox_server: SandboxServer, sandbox: SandboxControl
 ) -> None:
-    control.set_faults(token="rotated")
-    assert "token" not in control.faults()
-    assert post(sandbox.url, {"status": "in_transit"}).status_code == 401
+    sandbox.set_faults(token="rotated")
+    assert "token" not in sandbox.faults()
+    assert post(sandbox_server.url, {"status": "in_transit"}).status_code == 401
     rotated = {"Authorization": "Bearer rotated"}
-    assert post(sandbox.url, {"status": "in_transit"}, headers=rotated).status_code == 200
-    control.clear_faults()
-    assert post(sandbox.url, {"status": "in_transit"}).status_code == 200
+    assert post(sandbox_server.url, {"status": "in_transit"}, headers=rotated).status_code == 200
+    sandbox.clear_faults()
+    assert post(sandbox_server.url, {"status": "in_transit"}).status_code == 200
 
 
-def test_latency_delays_the_answer(sandbox: SandboxServer, control: SandboxControl) -> None:
-    control.set_faults(latency_ms=300, latency_jitter_ms=50)
+def test_latency_delays_the_answer(sandbox_server: SandboxServer, sandbox: SandboxControl) -> None:
+    sandbox.set_faults(latency_ms=300, latency_jitter_ms=50)
     started = time.monotonic()
-    assert post(sandbox.url, {"status": "in_transit"}).status_code == 200
+    assert post(sandbox_server.url, {"status": "in_transit"}).status_code == 200
     assert time.monotonic() - started >= 0.3
 
 
@@ -292,23 +284,25 @@ def test_latency_delays_the_answer(sandbox: SandboxServer, control: SandboxContr
     ],
 )
 def test_invalid_faults_are_refused_and_change_nothing(
-    control: SandboxControl, faults: dict[str, Any]
+    sandbox: SandboxControl, faults: dict[str, Any]
 ) -> None:
-    before = control.faults()
+    before = sandbox.faults()
     with pytest.raises(RuntimeError, match="answered 400"):
-        control.set_faults(**faults)
-    assert control.faults() == before
+        sandbox.set_faults(**faults)
+    assert sandbox.faults() == before
 
 
 # --- control API -----------------------------------------------------------------------------
 
 
-def test_calls_are_recorded_and_filterable(sandbox: SandboxServer, control: SandboxControl) -> None:
-    control.set_faults(fail_next=1)
-    post(sandbox.url, {"status": "in_transit"}, ids=("s", "o", "f1"))
-    post(sandbox.url, {"status": "in_transit"}, ids=("s", "o", "f1"))
-    post(sandbox.url, {"status": "delayed"}, ids=("s", "o", "f2"))
-    calls = control.calls()
+def test_calls_are_recorded_and_filterable(
+    sandbox_server: SandboxServer, sandbox: SandboxControl
+) -> None:
+    sandbox.set_faults(fail_next=1)
+    post(sandbox_server.url, {"status": "in_transit"}, ids=("s", "o", "f1"))
+    post(sandbox_server.url, {"status": "in_transit"}, ids=("s", "o", "f1"))
+    post(sandbox_server.url, {"status": "delayed"}, ids=("s", "o", "f2"))
+    calls = sandbox.calls()
     assert [(c["seq"], c["fulfillment_id"], c["status_code"]) for c in calls] == [
         (1, "f1", 503),
         (2, "f1", 200),
@@ -316,55 +310,57 @@ def test_calls_are_recorded_and_filterable(sandbox: SandboxServer, control: Sand
     ]
     assert calls[2]["body"] == {"status": "delayed"}
     assert calls[0]["received_at"].endswith("Z")
-    assert [c["seq"] for c in control.calls(fulfillment_id="f1")] == [1, 2]
-    assert [c["seq"] for c in control.calls(status_code=503)] == [1]
-    assert [c["seq"] for c in control.successful_calls(fulfillment_id="f1")] == [2]
-    assert control.stats() == {"503": 1, "200": 2}
+    assert [c["seq"] for c in sandbox.calls(fulfillment_id="f1")] == [1, 2]
+    assert [c["seq"] for c in sandbox.calls(status_code=503)] == [1]
+    assert [c["seq"] for c in sandbox.successful_calls(fulfillment_id="f1")] == [2]
+    assert sandbox.stats() == {"503": 1, "200": 2}
 
 
-def test_bad_status_code_filter_is_a_400(sandbox: SandboxServer, control: SandboxControl) -> None:
-    assert_error(httpx.get(f"{sandbox.url}/_sandbox/calls?status_code=ok"), 400, "integer")
+def test_bad_status_code_filter_is_a_400(
+    sandbox_server: SandboxServer, sandbox: SandboxControl
+) -> None:
+    assert_error(httpx.get(f"{sandbox_server.url}/_sandbox/calls?status_code=ok"), 400, "integer")
 
 
 def test_reset_forgets_calls_and_fulfillments_but_keeps_faults(
-    sandbox: SandboxServer, control: SandboxControl
+    sandbox_server: SandboxServer, sandbox: SandboxControl
 ) -> None:
-    fulfillment_after(sandbox.url, {"status": "in_transit"}, {"status": "delivered"})
-    control.set_faults(not_found=["other"])
-    control.reset()
-    assert control.calls() == []
-    assert control.stats() == {}
-    assert control.faults()["not_found"] == ["other"]
-    fresh = fulfillment_after(sandbox.url, {"status": "pre_transit"})
+    fulfillment_after(sandbox_server.url, {"status": "in_transit"}, {"status": "delivered"})
+    sandbox.set_faults(not_found=["other"])
+    sandbox.reset()
+    assert sandbox.calls() == []
+    assert sandbox.stats() == {}
+    assert sandbox.faults()["not_found"] == ["other"]
+    fresh = fulfillment_after(sandbox_server.url, {"status": "pre_transit"})
     assert (fresh["status"], len(fresh["trackingHistory"])) == ("pre_transit", 1)
 
 
 def test_wait_for_a_count_of_successful_calls(
-    sandbox: SandboxServer, control: SandboxControl
+    sandbox_server: SandboxServer, sandbox: SandboxControl
 ) -> None:
-    control.set_faults(fail_next=1)
+    sandbox.set_faults(fail_next=1)
     for _ in range(3):
-        post(sandbox.url, {"status": "in_transit"})
-    assert len(control.wait_for(2, timeout=5)) == 3
+        post(sandbox_server.url, {"status": "in_transit"})
+    assert len(sandbox.wait_for(2, timeout=5)) == 3
 
 
-def test_wait_for_a_predicate(sandbox: SandboxServer, control: SandboxControl) -> None:
-    post(sandbox.url, {"status": "delivered"})
+def test_wait_for_a_predicate(sandbox_server: SandboxServer, sandbox: SandboxControl) -> None:
+    post(sandbox_server.url, {"status": "delivered"})
 
     def delivered(calls: list[dict[str, Any]]) -> bool:
         return any(call["body"].get("status") == "delivered" for call in calls)
 
-    assert len(control.wait_for(delivered, timeout=5)) == 1
+    assert len(sandbox.wait_for(delivered, timeout=5)) == 1
 
 
 def test_wait_for_times_out_with_a_clear_message(
-    sandbox: SandboxServer, control: SandboxControl
+    sandbox_server: SandboxServer, sandbox: SandboxControl
 ) -> None:
-    post(sandbox.url, {"status": "in_transit"})
+    post(sandbox_server.url, {"status": "in_transit"})
     with pytest.raises(
         SandboxWaitTimeout, match=r"waiting for 2 successful calls; saw 1 calls"
     ) as caught:
-        control.wait_for(2, timeout=0.2)
+        sandbox.wait_for(2, timeout=0.2)
     assert isinstance(caught.value, AssertionError)
     assert isinstance(caught.value, TimeoutError)
 

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import signal
 
+from consumer.cli import event_loop
 from devkit.sandbox.app import build_app
 from devkit.sandbox.server import base_url, serve
 
@@ -22,7 +23,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--prefix", default="", help="path prefix of every route, e.g. /v2.2")
     args = parser.parse_args(argv)
-    asyncio.run(_run(args.token, args.host, args.port, args.prefix))
+    # The consumer's event loop: on one machine with the consumer and the broker, the sandbox's
+    # CPU per request is CPU the consumer under test does not get.
+    with asyncio.Runner(loop_factory=event_loop) as runner:
+        runner.run(_run(args.token, args.host, args.port, args.prefix))
 
 
 async def _run(token: str, host: str, port: int, prefix: str) -> None:
