@@ -7,7 +7,6 @@ librdkafka consumer; a daemon thread serves metrics and health.
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import logging
 import signal
@@ -29,17 +28,13 @@ from consumer.redo.client import RedoClient
 from consumer.redo.payload import request_body, request_path
 from consumer.redo.secrets import SecretProvider
 from consumer.rules import load_rules
+from consumer.runtime import freeze_startup_objects, tune_gc
 from consumer.state.changelog import Changelog, ensure_changelog
 
 log = logging.getLogger(__name__)
 
 REVOKE_TIMEOUT_SECONDS = 15.0
 TIMER_TICK_SECONDS = 1.0
-# Collect the young generation every 50,000 allocations instead of 700. Nearly everything a
-# record allocates is freed by reference counting; with Python's defaults the cyclic collector
-# re-scanned thousands of buffered records and shipment states over and over and took 23 % of
-# the consumer's CPU in the benchmark (2 % with these thresholds).
-GC_THRESHOLDS = (50_000, 20, 100)
 
 
 class DryRunSender:
@@ -57,7 +52,7 @@ class DryRunSender:
 
 
 async def run_service(settings: Settings, *, dry_run: bool = False) -> None:
-    gc.set_threshold(*GC_THRESHOLDS)
+    tune_gc()
     loop = asyncio.get_running_loop()
     overrides = librdkafka_overrides()
     common: dict[str, Any] = {
@@ -132,7 +127,7 @@ async def run_service(settings: Settings, *, dry_run: bool = False) -> None:
         extra={"topic": settings.kafka_topic, "group": settings.kafka_group_id, "dry_run": dry_run},
     )
     ticker = asyncio.create_task(_tick(pipeline))
-    gc.freeze()  # what start-up built lives as long as the process: no collector scans it again
+    freeze_startup_objects()
     try:
         await asyncio.to_thread(source.run, stop)
     finally:

@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from consumer.app import run_service
     from consumer.logs import configure_logging
+    from consumer.runtime import event_loop
 
     configure_logging(settings.log_level)
     try:
@@ -45,14 +46,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tracking-consumer: invalid configuration: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     return 0
-
-
-def event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop's event loop: the consumer is CPU-bound on its loop, and uvloop's I/O and
-    scheduling took a tenth off its CPU per event in the benchmark."""
-    import uvloop
-
-    return uvloop.new_event_loop()
 
 
 def _validated_settings() -> Settings:
