@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -156,7 +157,7 @@ def run_kafka_contender(
     spawned = time.time()
     procs = [Process(f"{contender}-{i}", command, env) for i in range(processes)]
     try:
-        with CommitWatch(bootstrap, group, name) as watch:
+        with closing(CommitWatch(bootstrap, group, name)) as watch:
             first, done, cpu_at_first = _await(bench, procs, watch.caught_up, what, min_calls=1)
             backlog = _Backlog(
                 len(workload.events),

@@ -8,7 +8,6 @@ import contextlib
 import time
 import uuid
 from collections.abc import Sequence
-from types import TracebackType
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -53,17 +52,6 @@ class CommitWatch:
 
     def close(self) -> None:
         self._consumer.close()
-
-    def __enter__(self) -> CommitWatch:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def produce_paced(
