@@ -34,7 +34,7 @@ from consumer.health import Health
 from consumer.offsets import OffsetTracker, PartitionWork
 from consumer.pipeline import Pipeline
 from consumer.records import RawRecord
-from consumer.state.changelog import Changelog
+from consumer.state.changelog import Changelog, RestoreCancelled
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +220,9 @@ class KafkaSource:
         attempt = 0
         while not work.revoked:
             try:
-                states = self._changelog.restore(work.partition)
+                states = self._changelog.restore(work.partition, cancelled=lambda: work.revoked)
+            except RestoreCancelled:
+                return
             except Exception:
                 attempt += 1
                 log.exception("state restore failed, retrying", extra={"partition": work.partition})

@@ -82,3 +82,8 @@ STATE_RESTORE_DURATION = Histogram(
     "Time to restore one partition's state from the changelog.",
     buckets=_LATENCY_BUCKETS,
 )
+STATES_QUARANTINED = Counter(
+    "tracking_states_quarantined_total",
+    "Changelog state records set aside at restore (unreadable or unschedulable), by reason.",
+    ["reason"],
+)

@@ -44,7 +44,7 @@ from consumer.rules import (
 )
 from consumer.schema_registry import SchemaRegistryUnavailable
 from consumer.state.changelog import Changelog
-from consumer.state.store import PartitionStore
+from consumer.state.store import PartitionStore, RestoredStates
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +96,11 @@ class Pipeline:
 
     # --- partitions -----------------------------------------------------------------------
 
-    def attach(self, work: PartitionWork, states: dict[str, ShipmentState]) -> None:
+    def attach(self, work: PartitionWork, restored: RestoredStates) -> None:
         """A partition's state was restored: its records may now be processed."""
         if work.revoked:
             return
-        self._stores[work] = PartitionStore(self._settings.rules, states)
+        self._stores[work] = PartitionStore(self._settings.rules, restored)
         self._update_shipment_gauge()
 
     def detach(self, works: Iterable[PartitionWork]) -> None:
@@ -109,7 +109,7 @@ class Pipeline:
         self._update_shipment_gauge()
 
     def _update_shipment_gauge(self) -> None:
-        metrics.SHIPMENTS_IN_STATE.set(sum(len(s.states) for s in self._stores.values()))
+        metrics.SHIPMENTS_IN_STATE.set(sum(len(s) for s in self._stores.values()))
 
     # --- intake ---------------------------------------------------------------------------
 
@@ -241,7 +241,7 @@ class Pipeline:
     ) -> str | None:
         fulfillment_id = event.fulfillment_id
         transition = process_scan(
-            store.states.get(fulfillment_id),
+            store.get(fulfillment_id),
             event,
             clock=clock,
             config=self._settings.rules,
@@ -253,10 +253,10 @@ class Pipeline:
             return "duplicate"
         if transition.verdict is Verdict.OUT_OF_ORDER:
             metrics.OUT_OF_ORDER_SCANS.inc()
-        store.states[fulfillment_id] = transition.state
+        store.put(fulfillment_id, transition.state, record.offset)
         outcome = await self._send_all(record.work, record, transition.calls)
         if outcome is None or not await self._persist(
-            record.work, fulfillment_id, transition.state
+            record.work, fulfillment_id, transition.state, store.offset_of(fulfillment_id)
         ):
             return None
         store.schedule(fulfillment_id)
@@ -265,19 +265,22 @@ class Pipeline:
     async def _timers(
         self, work: PartitionWork, store: PartitionStore, fulfillment_id: str, clock: datetime
     ) -> str | None:
-        state = store.states.get(fulfillment_id)
+        state = store.get(fulfillment_id)
         if state is None:
             return "no_call"
         fired = fire_timers(state, clock=clock, config=self._settings.rules)
-        store.states[fulfillment_id] = fired.state
+        store.put(fulfillment_id, fired.state, store.offset_of(fulfillment_id))
         origin = TimerOrigin(work.topic, work.partition, fulfillment_id.encode())
         if await self._send_all(work, origin, fired.calls) is None:
             return None
         expired = store.expired(fulfillment_id, clock)
         if expired and work.settled():
-            del store.states[fulfillment_id]
-            return "expired" if await self._persist(work, fulfillment_id, None) else None
-        if fired.calls and not await self._persist(work, fulfillment_id, fired.state):
+            offset = store.offset_of(fulfillment_id)
+            store.discard(fulfillment_id)
+            return "expired" if await self._persist(work, fulfillment_id, None, offset) else None
+        if fired.calls and not await self._persist(
+            work, fulfillment_id, fired.state, store.offset_of(fulfillment_id)
+        ):
             return None
         # An expired shipment whose records are not all committed may be replayed after a crash
         # or rebalance; forgetting it now would re-send its calls. Look again a little later.
@@ -285,11 +288,12 @@ class Pipeline:
         return "timers"
 
     async def _persist(
-        self, work: PartitionWork, fulfillment_id: str, state: ShipmentState | None
+        self, work: PartitionWork, fulfillment_id: str, state: ShipmentState | None, offset: int
     ) -> bool:
         """Write the state (None: a tombstone) to the changelog; False if abandoned."""
         return await self._until_written(
-            work, lambda: self._changelog.write(work.partition, fulfillment_id, state)
+            work,
+            lambda: self._changelog.write(work.partition, fulfillment_id, state, offset=offset),
         )
 
     async def _until_written(
