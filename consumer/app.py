@@ -99,7 +99,13 @@ async def run_service(settings: Settings, *, dry_run: bool = False) -> None:
         DeadLetters(producer, settings.dead_letter_topic),
         changelog,
         policy,
-        ProcessingSettings(rules, settings.forward_scans, settings.max_scan_age),
+        ProcessingSettings(
+            rules,
+            settings.forward_scans,
+            settings.max_scan_age,
+            settings.max_clock_skew,
+            settings.max_buffered_per_partition,
+        ),
     )
     health = Health(auth_blocked=lambda: deliverer.auth_gate.closed)
     server = HealthServer(health, settings.metrics_port)

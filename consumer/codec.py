@@ -13,8 +13,9 @@ retried, because the record may be fine.
 
 from __future__ import annotations
 
+import asyncio
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol, cast
 
@@ -25,12 +26,14 @@ from consumer.avro_files import load_schema, load_schema_file
 from consumer.config import Settings
 from consumer.errors import ConfigError, DecodeError
 from consumer.model import Location, ShipmentStatus, TrackingEvent
-from consumer.schema_registry import SchemaRegistryClient
+from consumer.schema_registry import SchemaPending, SchemaReference, SchemaRegistryClient
 
 SCHEMA_NAME = "tracking_event"
 CONFLUENT_MAGIC_BYTE = 0
 _CONFLUENT_HEADER_SIZE = 5  # magic byte + 4-byte schema ID
 _ID_FIELDS = ("eventId", "storeId", "orderId", "fulfillmentId")
+MAX_ID_LENGTH = 256
+"""Longer IDs are refused: real ones are short, and each ends up in URLs and state records."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_DATE = date(1970, 1, 1)
 _MILLISECOND = timedelta(milliseconds=1)
@@ -60,7 +63,9 @@ class EventDecoder(Protocol):
     ``SchemaRegistryUnavailable`` when the writer schema cannot be fetched right now (retry it).
     """
 
-    def decode(self, value: bytes) -> TrackingEvent: ...
+    def decode(self, value: bytes, headers: Sequence[tuple[str, bytes]]) -> TrackingEvent: ...
+
+    async def fetch_schema(self, reference: SchemaReference) -> None: ...
 
 
 class RawDecoder:
@@ -70,8 +75,11 @@ class RawDecoder:
         self._reader = tracking_event_schema()
         self._writer = self._reader if writer_schema is None else writer_schema
 
-    def decode(self, value: bytes) -> TrackingEvent:
+    def decode(self, value: bytes, headers: Sequence[tuple[str, bytes]] = ()) -> TrackingEvent:
         return _decode_body(value, 0, self._writer, self._reader, "raw Avro value")
+
+    async def fetch_schema(self, reference: SchemaReference) -> None:
+        """Never needed: a raw value names no schema."""
 
 
 class ConfluentDecoder:
@@ -85,7 +93,7 @@ class ConfluentDecoder:
         # identity check and no resolution runs.
         self._writers: dict[int, dict[str, Any]] = {}
 
-    def decode(self, value: bytes) -> TrackingEvent:
+    def decode(self, value: bytes, headers: Sequence[tuple[str, bytes]] = ()) -> TrackingEvent:
         if len(value) < _CONFLUENT_HEADER_SIZE:
             raise DecodeError(
                 f"Confluent-framed value is {len(value)} byte(s) long; it needs at least "
@@ -99,13 +107,14 @@ class ConfluentDecoder:
         schema_id = int.from_bytes(value[1:_CONFLUENT_HEADER_SIZE], "big")
         writer = self._writers.get(schema_id)
         if writer is None:
-            writer = self._registry.get_schema(schema_id)
-            if writer == self._reader:
-                writer = self._reader
-            self._writers[schema_id] = writer
+            raise SchemaPending(SchemaReference(schema_id))
         return _decode_body(
             value, _CONFLUENT_HEADER_SIZE, writer, self._reader, f"schema id {schema_id}"
         )
+
+    async def fetch_schema(self, reference: SchemaReference) -> None:
+        writer = await asyncio.to_thread(self._registry.get_schema, reference.schema_id)
+        self._writers[reference.schema_id] = self._reader if writer == self._reader else writer
 
 
 def build_decoder(settings: Settings) -> EventDecoder:
@@ -235,6 +244,11 @@ def _required_id(record: Mapping[str, Any], field: str) -> str:
     value = record.get(field)
     if not isinstance(value, str) or not value.strip():
         raise DecodeError(f"TrackingEvent field {field} is empty or missing")
+    if len(value) > MAX_ID_LENGTH:
+        raise DecodeError(
+            f"TrackingEvent field {field} is {len(value)} characters long; at most "
+            f"{MAX_ID_LENGTH} are accepted"
+        )
     return value
 
 

@@ -63,7 +63,8 @@ class RetryPolicy:
         return min(self.max_seconds, self.initial_seconds * 2.0**failed_probes)
 
 
-DeadLetter = Callable[[RedoCall, RedoError], Awaitable[None]]
+DeadLetter = Callable[[RedoCall, RedoError], Awaitable[bool]]
+"""Writes a refused call's dead letter; False when it was given up (revoke): not done."""
 
 
 class Sender(Protocol):
@@ -129,15 +130,13 @@ class Deliverer:
                 continue
             except RedoRejectedError as exc:
                 await self._succeeded(auth_probe, circuit_probe)
-                await dead_letter(call, exc)
-                return Outcome.DEAD_LETTERED
+                return await _dead_lettered(dead_letter, call, exc)
             except RedoNotFoundError as exc:
                 await self._succeeded(auth_probe, circuit_probe)
                 now = time.monotonic()
                 first_not_found = first_not_found if first_not_found is not None else now
                 if now - first_not_found >= self._policy.not_found_window_seconds:
-                    await dead_letter(call, exc)
-                    return Outcome.DEAD_LETTERED
+                    return await _dead_lettered(dead_letter, call, exc)
                 delay = self._policy.backoff(attempt)
                 metrics.REDO_RETRIES.labels(reason="not_found").inc()
             except RedoRetryableError as exc:
@@ -217,6 +216,10 @@ class Deliverer:
         """A probe that ended for an unrelated reason must not keep the gate stuck."""
         if probe:
             await gate.probe_failed()
+
+
+async def _dead_lettered(dead_letter: DeadLetter, call: RedoCall, exc: RedoError) -> Outcome:
+    return Outcome.DEAD_LETTERED if await dead_letter(call, exc) else Outcome.ABANDONED
 
 
 def _mirror(closed: bool, flag: threading.Event, gauge: Gauge) -> None:

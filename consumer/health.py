@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -23,7 +23,7 @@ class Health:
         self._auth_blocked = auth_blocked
         self._last_beat = time.monotonic()
         self.joined = False
-        self.restoring: set[tuple[str, int]] = set()
+        self.restoring: set[Hashable] = set()  # one entry per assignment being restored
 
     def beat(self) -> None:
         self._last_beat = time.monotonic()

@@ -87,3 +87,9 @@ STATES_QUARANTINED = Counter(
     "Changelog state records set aside at restore (unreadable or unschedulable), by reason.",
     ["reason"],
 )
+KAFKA_WRITES_HELD = Gauge(
+    "tracking_kafka_writes_held",
+    "Dead-letter or state writes held because the broker refuses them in a way retrying cannot "
+    "fix (unknown topic, not authorised, too large); their records stay uncommitted.",
+    ["topic"],
+)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -38,6 +39,25 @@ class SchemaRegistryUnavailable(TrackingConsumerError):
     Deliberately not a ``DecodeError``: the pipeline retries it and never dead-letters, because
     the record itself may be fine.
     """
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaReference:
+    """Which writer schema a record names."""
+
+    schema_id: int
+
+    def __str__(self) -> str:
+        return f"schema id {self.schema_id}"
+
+
+class SchemaPending(TrackingConsumerError):
+    """The record's writer schema is not cached yet: fetch it (``fetch_schema``), then decode
+    again. Not a ``DecodeError``: the record may be perfectly good."""
+
+    def __init__(self, reference: SchemaReference) -> None:
+        super().__init__(f"{reference} is not cached yet")
+        self.reference = reference
 
 
 class SchemaRegistryClient:

@@ -47,14 +47,15 @@ class Secrets:
 
 
 def deliver(
-    script: list[RedoError | None],
+    script: list[RedoError | None], *, written: bool = True
 ) -> tuple[Outcome, ScriptedSender, list[RedoError], Deliverer, Secrets]:
     sender = ScriptedSender(script)
     secrets = Secrets()
     dead: list[RedoError] = []
 
-    async def dead_letter(call: RedoCall, exc: RedoError) -> None:
+    async def dead_letter(call: RedoCall, exc: RedoError) -> bool:
         dead.append(exc)
+        return written
 
     async def run() -> tuple[Outcome, Deliverer]:
         deliverer = Deliverer(
@@ -84,6 +85,14 @@ def test_400_is_dead_lettered_without_retry() -> None:
     outcome, sender, dead, _, _ = deliver([RedoRejectedError("bad", status_code=400)])
     assert outcome is Outcome.DEAD_LETTERED
     assert sender.attempts == 1
+    assert [e.status_code for e in dead] == [400]
+
+
+def test_a_dead_letter_given_up_leaves_the_call_not_done() -> None:
+    """A revoke during the dead-letter write: the call is abandoned, so its record is not done
+    (it would otherwise be committed without a dead letter anywhere)."""
+    outcome, _, dead, _, _ = deliver([RedoRejectedError("bad", status_code=400)], written=False)
+    assert outcome is Outcome.ABANDONED
     assert [e.status_code for e in dead] == [400]
 
 
@@ -131,7 +140,7 @@ def test_abandoned_delivery_stops_retrying(attempts_before_abandon: int) -> None
             circuit_flag=threading.Event(),  # type: ignore[arg-type]
         )
 
-        async def dead_letter(call: RedoCall, exc: RedoError) -> None:
+        async def dead_letter(call: RedoCall, exc: RedoError) -> bool:
             raise AssertionError("no dead letter expected")
 
         return await deliverer.deliver(
