@@ -107,7 +107,9 @@ async def run_service(settings: Settings, *, dry_run: bool = False) -> None:
             settings.max_buffered_per_partition,
         ),
     )
-    health = Health(auth_blocked=lambda: deliverer.auth_gate.closed)
+    health = Health(
+        auth_blocked=lambda: deliverer.auth_gate.closed, held_writes=lambda: pipeline.writes_held
+    )
     server = HealthServer(health, settings.metrics_port)
     server.start()
     source = KafkaSource(

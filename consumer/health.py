@@ -19,8 +19,11 @@ LIVENESS_TIMEOUT_SECONDS = 60.0
 
 
 class Health:
-    def __init__(self, auth_blocked: Callable[[], bool]) -> None:
+    def __init__(
+        self, auth_blocked: Callable[[], bool], held_writes: Callable[[], int] = lambda: 0
+    ) -> None:
         self._auth_blocked = auth_blocked
+        self._held_writes = held_writes
         self._last_beat = time.monotonic()
         self.joined = False
         self.restoring: set[Hashable] = set()  # one entry per assignment being restored
@@ -44,6 +47,9 @@ class Health:
             return False, f"restoring state of {len(self.restoring)} partition(s)"
         if self._auth_blocked():
             return False, "Redo refuses the API secret (401/403)"
+        held = self._held_writes()
+        if held:
+            return False, f"{held} Kafka write(s) held: the broker refuses them (see the log)"
         return True, "ok"
 
 

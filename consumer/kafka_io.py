@@ -269,10 +269,14 @@ class KafkaSource:
         """Tell the loop when a partition's caught-up state changed without a record saying so.
 
         Caught up means the consumer's position reached the log end: a partition with newer
-        records still unread (paused for backpressure, an open circuit, the auth gate, or not
-        fetched yet) is not, so its timers wait on stream time instead of firing on the wall
-        clock for shipments whose newer scans are unread. The position, not ``last offset + 1``,
-        because a transactional producer's commit marker sits after the last record.
+        records still unread is not, so its timers wait on stream time instead of firing on the
+        wall clock for shipments whose newer scans are unread. The position, not ``last offset
+        + 1``, because a transactional producer's commit marker sits after the last record. A
+        paused partition (backpressure, an open circuit, the auth gate) is never caught up:
+        librdkafka need not refresh a paused partition's high watermark, so records arriving
+        meanwhile can go unseen (tests/test_caught_up.py: with the position check alone, a
+        paused partition reported a stall its unread "delivered" scan had made false).
+        Its timers are delayed, not lost: detection times are the deadlines themselves.
         Sent through the loop's queue, behind the records already handed over, so the rules
         switch to the wall clock only after those records were accepted."""
         for work in self._tracker.all():
@@ -283,10 +287,11 @@ class KafkaSource:
                 self._told_caught_up[work] = at_end
                 self._loop.call_soon_threadsafe(self._pipeline.set_caught_up, work, at_end)
 
-    @staticmethod
-    def _at_log_end(consumer: Consumer, work: PartitionWork) -> bool:
-        """Position at or past the high watermark librdkafka last saw (no request; either is
-        negative while not yet known)."""
+    def _at_log_end(self, consumer: Consumer, work: PartitionWork) -> bool:
+        """Not paused, and the position at or past the high watermark librdkafka last saw (no
+        request; either is negative while not yet known)."""
+        if (work.topic, work.partition) in self._paused:
+            return False
         tp = TopicPartition(work.topic, work.partition)
         end = int(consumer.get_watermark_offsets(tp, cached=True)[1])
         position = int(consumer.position([tp])[0].offset)

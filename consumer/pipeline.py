@@ -250,7 +250,14 @@ class Pipeline:
 
     def _submit_dead_letter(self, record: RawRecord, reason: str, error: str) -> None:
         log.warning("record dead-lettered (%s): %s", reason, error, extra=record.context())
-        key: Hashable = ("dead-letter", record.topic, record.partition)
+        # On its shipment's FIFO when it has a key: dead letters of different shipments are
+        # written concurrently (one at a time per partition took ~20 ms each, the producer's
+        # linger), and one shipment's records still finish in order.
+        key: Hashable = (
+            record.key.decode("utf-8", "replace")
+            if record.key
+            else ("dead-letter", record.topic, record.partition)
+        )
         job = self._tracked(record.work, record.offset, self._dead_letter(record, reason, error))
         self._dispatcher.submit(key, job)
 
