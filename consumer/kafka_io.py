@@ -260,7 +260,13 @@ class KafkaSource:
                 retry.append(work)
                 continue
             work.next_offset = start
-            work.committed = start  # nothing before it can be replayed
+            if committed >= 0:
+                work.committed = start  # nothing before it can be replayed
+            else:
+                # A new group: commit where it starts, so that a restart before its first
+                # record resumes here instead of applying auto.offset.reset again (with
+                # ``latest`` that would skip whatever arrived while it was down).
+                work.committable = start
             self._health.restoring.discard(work)
         for work in retry:
             self._restored.put(work)
