@@ -60,10 +60,10 @@ def test_a_refused_secret_blocks_calls_commits_and_readiness_until_it_is_rotated
         wait_until(lambda: proc.probe("/readyz") == 503, 30, "/readyz to fail on the 401")
         assert proc.probe("/healthz") == 200, "a pod blocked on its secret is still alive"
         assert proc.metric("tracking_redo_auth_blocked") == 1
-        # The gate retries every AUTH_RETRY_SECONDS (0.5 s): after a few refused probes, across
+        # The breaker probes every AUTH_RETRY_SECONDS (0.5 s): after a few refused probes, across
         # many commit intervals (0.2 s), nothing was sent or committed.
         wait_until(
-            lambda: len(sandbox.calls(status_code=401)) >= 4, 30, "the gate's refused probes"
+            lambda: len(sandbox.calls(status_code=401)) >= 4, 30, "the breaker's refused probes"
         )
         assert len(sandbox.calls(status_code=200)) == sent_before, "calls went on after the 401"
         assert committed_offsets(kafka_bootstrap, group, topic) == held

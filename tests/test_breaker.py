@@ -50,32 +50,34 @@ async def turn_of(caller: Caller) -> Turn:
         raise AssertionError("no turn handed out in time") from None
 
 
-def breaker(clock: FakeClock, changes: list[bool] | None = None, **kwargs: bool) -> Breaker:
+def make_breaker(
+    clock: FakeClock, changes: list[bool] | None = None, *, closed_by_any_success: bool = True
+) -> Breaker:
     return Breaker(
         "t",
         probe_interval=lambda n: 10.0 * n,
-        closed_by_any_success=kwargs.get("closed_by_any_success", True),
+        closed_by_any_success=closed_by_any_success,
         on_change=None if changes is None else changes.append,
         clock=clock,
     )
 
 
-async def opened(gate: Breaker) -> None:
-    """Open ``gate`` through a failed call, as the deliverer does."""
-    async with gate.turn(lambda: False) as turn:
+async def opened(breaker: Breaker) -> None:
+    """Open ``breaker`` through a failed call, as the deliverer does."""
+    async with breaker.turn(lambda: False) as turn:
         assert turn.kind is Pass.GO
-        gate.failed(turn)
-    assert gate.is_open
+        breaker.failed(turn)
+    assert breaker.is_open
 
 
 def test_open_breaker_lets_exactly_one_probe_through_after_each_interval() -> None:
     async def scenario() -> None:
         clock = FakeClock()
         changes: list[bool] = []
-        gate = breaker(clock, changes)
-        await opened(gate)  # first probe at 10 s
+        breaker = make_breaker(clock, changes)
+        await opened(breaker)  # first probe at 10 s
 
-        callers = [Caller(gate) for _ in range(3)]
+        callers = [Caller(breaker) for _ in range(3)]
         await asyncio.sleep(QUIET)
         assert not any(c.turn.done() for c in callers), "a turn before the probe interval"
 
@@ -85,7 +87,7 @@ def test_open_breaker_lets_exactly_one_probe_through_after_each_interval() -> No
         await asyncio.sleep(QUIET)
         assert not callers[1].turn.done(), "a second probe while the first is out"
 
-        gate.failed(first)  # next probe 20 s later
+        breaker.failed(first)  # next probe 20 s later
         callers[0].leave.set_result(None)
         await asyncio.sleep(QUIET)
         assert not callers[1].turn.done(), "a probe before the second interval"
@@ -93,7 +95,7 @@ def test_open_breaker_lets_exactly_one_probe_through_after_each_interval() -> No
         clock.now = 30.0
         second = await turn_of(callers[1])
         assert second.is_probe
-        gate.succeeded(second)
+        breaker.succeeded(second)
         assert (await turn_of(callers[2])).kind is Pass.GO
         for caller in callers[1:]:
             caller.leave.set_result(None)
@@ -106,9 +108,9 @@ def test_open_breaker_lets_exactly_one_probe_through_after_each_interval() -> No
 def test_an_abandoned_waiter_leaves_promptly_and_never_takes_the_probe() -> None:
     async def scenario() -> None:
         clock = FakeClock()
-        gate = breaker(clock)
-        await opened(gate)
-        revoked, late, other = Caller(gate), Caller(gate), Caller(gate)
+        breaker = make_breaker(clock)
+        await opened(breaker)
+        revoked, late, other = Caller(breaker), Caller(breaker), Caller(breaker)
         await asyncio.sleep(QUIET)
 
         revoked.is_abandoned = True
@@ -125,7 +127,7 @@ def test_an_abandoned_waiter_leaves_promptly_and_never_takes_the_probe() -> None
         await asyncio.gather(other.task, late.task)
 
         # Already abandoned when it arrives: it does not wait at all.
-        async with gate.turn(lambda: True) as turn:
+        async with breaker.turn(lambda: True) as turn:
             assert turn.abandoned
 
     asyncio.run(scenario())
@@ -135,10 +137,10 @@ def test_an_abandoned_waiter_leaves_promptly_and_never_takes_the_probe() -> None
 def test_a_probe_without_a_verdict_hands_the_probe_on_at_once(ending: str) -> None:
     async def scenario() -> None:
         clock = FakeClock()
-        gate = breaker(clock)
-        await opened(gate)
+        breaker = make_breaker(clock)
+        await opened(breaker)
         clock.now = 10.0
-        probe, waiting = Caller(gate), Caller(gate)
+        probe, waiting = Caller(breaker), Caller(breaker)
         assert (await turn_of(probe)).is_probe
         if ending == "cancelled":
             probe.task.cancel()
@@ -147,7 +149,7 @@ def test_a_probe_without_a_verdict_hands_the_probe_on_at_once(ending: str) -> No
         await asyncio.gather(probe.task, return_exceptions=True)
         # No new interval: the clock has not moved, and the next waiter probes now.
         assert (await turn_of(waiting)).is_probe
-        assert gate.is_open
+        assert breaker.is_open
         waiting.leave.set_result(None)
         await waiting.task
 
@@ -157,12 +159,12 @@ def test_a_probe_without_a_verdict_hands_the_probe_on_at_once(ending: str) -> No
 def test_a_waiter_cancelled_just_as_it_is_handed_the_probe_hands_it_on() -> None:
     async def scenario() -> None:
         clock = FakeClock()
-        gate = breaker(clock)
-        await opened(gate)
+        breaker = make_breaker(clock)
+        await opened(breaker)
         clock.now = 10.0
-        async with gate.turn(lambda: False) as held:
+        async with breaker.turn(lambda: False) as held:
             assert held.is_probe
-            cancelled, waiting = Caller(gate), Caller(gate)
+            cancelled, waiting = Caller(breaker), Caller(breaker)
             await asyncio.sleep(QUIET)
         # Leaving the block handed the probe to ``cancelled`` without a suspension; it is
         # cancelled before it could run, so it holds a probe turn it never sees.
@@ -179,12 +181,12 @@ def test_a_waiter_cancelled_just_as_it_is_handed_the_probe_hands_it_on() -> None
 def test_only_the_probe_closes_an_auth_breaker() -> None:
     async def scenario() -> None:
         clock = FakeClock()
-        auth = breaker(clock, closed_by_any_success=False)
-        circuit = breaker(clock, closed_by_any_success=True)
-        for gate in (auth, circuit):
-            async with gate.turn(lambda: False) as in_flight:  # went out before the failure
-                await opened(gate)
-                gate.succeeded(in_flight)
+        auth = make_breaker(clock, closed_by_any_success=False)
+        circuit = make_breaker(clock, closed_by_any_success=True)
+        for breaker in (auth, circuit):
+            async with breaker.turn(lambda: False) as in_flight:  # went out before the failure
+                await opened(breaker)
+                breaker.succeeded(in_flight)
         assert auth.is_open, "a success of another call closed the auth breaker"
         assert not circuit.is_open, "Redo answered: the circuit closes on any success"
 
@@ -194,13 +196,13 @@ def test_only_the_probe_closes_an_auth_breaker() -> None:
 def test_holds_only_calls_that_are_not_the_probe() -> None:
     async def scenario() -> None:
         clock = FakeClock()
-        gate = breaker(clock)
-        async with gate.turn(lambda: False) as early:
-            assert not gate.holds(early)
-            await opened(gate)
-            assert gate.holds(early), "a call queued before the breaker opened went out"
+        breaker = make_breaker(clock)
+        async with breaker.turn(lambda: False) as early:
+            assert not breaker.holds(early)
+            await opened(breaker)
+            assert breaker.holds(early), "a call queued before the breaker opened went out"
         clock.now = 10.0
-        async with gate.turn(lambda: False) as probe:
-            assert probe.is_probe and not gate.holds(probe)
+        async with breaker.turn(lambda: False) as probe:
+            assert probe.is_probe and not breaker.holds(probe)
 
     asyncio.run(scenario())

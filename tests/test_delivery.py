@@ -201,7 +201,7 @@ def test_a_refused_store_secret_holds_only_that_store_and_probes_once_per_interv
 
         async def other_store(number: int) -> None:
             call = dataclasses.replace(CALL, store_id="good", fulfillment_id=f"good-{number}")
-            for _ in range(40):  # each success once reopened the shared gate for a burst
+            for _ in range(40):  # each success used to reopen the one shared auth gate
                 outcome = await deliverer.deliver(
                     call, abandoned=lambda: False, dead_letter=no_dead_letter
                 )
