@@ -16,12 +16,12 @@ call is abandoned (its partition was revoked) leaves without taking a probe turn
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
+from types import TracebackType
 
 # How often waiters are asked whether their call was abandoned: one timer per breaker polls all
 # of them, so a revoked partition's calls leave within this time at any number of waiters.
@@ -47,6 +47,11 @@ class Turn:
     @property
     def abandoned(self) -> bool:
         return self.kind is Pass.ABANDONED
+
+
+# Only a probe turn must be told apart from others; these two are shared (no allocation per call).
+_GO = Turn(Pass.GO)
+_ABANDONED = Turn(Pass.ABANDONED)
 
 
 @dataclass(slots=True)
@@ -91,14 +96,10 @@ class Breaker:
         """True when ``turn`` may not go out now: the breaker opened and it is not the probe."""
         return self._open and turn is not self._probe
 
-    @contextlib.asynccontextmanager
-    async def turn(self, abandoned: Callable[[], bool]) -> AsyncIterator[Turn]:
-        """Wait for a turn (see ``Pass``); a probe turn left without a verdict is handed on."""
-        turn = await self._wait(abandoned)
-        try:
-            yield turn
-        finally:
-            self._hand_on(turn)
+    def turn(self, abandoned: Callable[[], bool]) -> _TurnScope:
+        """``async with``: wait for a turn (see ``Pass``); a probe turn left without a verdict
+        is handed on."""
+        return _TurnScope(self, abandoned)
 
     def succeeded(self, turn: Turn) -> None:
         if self._open and (turn is self._probe or self._closed_by_any_success):
@@ -121,9 +122,9 @@ class Breaker:
 
     async def _wait(self, abandoned: Callable[[], bool]) -> Turn:
         if not self._open:  # the common case: no future, no timer
-            return Turn(Pass.GO)
+            return _GO
         if abandoned():
-            return Turn(Pass.ABANDONED)
+            return _ABANDONED
         waiter = _Waiter(abandoned, asyncio.get_running_loop().create_future())
         self._waiters.append(waiter)
         self._dispatch()
@@ -150,9 +151,9 @@ class Breaker:
             if waiter.turn.done():  # cancelled while waiting
                 continue
             if not self._open:
-                waiter.turn.set_result(Turn(Pass.GO))
+                waiter.turn.set_result(_GO)
             elif waiter.abandoned():
-                waiter.turn.set_result(Turn(Pass.ABANDONED))
+                waiter.turn.set_result(_ABANDONED)
             else:
                 waiting.append(waiter)
         self._waiters = waiting
@@ -171,3 +172,27 @@ class Breaker:
             self._open = is_open
             if self._on_change is not None:
                 self._on_change(is_open)
+
+
+class _TurnScope:
+    """``Breaker.turn``'s context manager; a class rather than ``asynccontextmanager``, which
+    cost 2.5 times as much CPU per call (two turns per Redo call, measured 7.9 µs against 2.9)."""
+
+    __slots__ = ("_abandoned", "_breaker", "_turn")
+
+    def __init__(self, breaker: Breaker, abandoned: Callable[[], bool]) -> None:
+        self._breaker = breaker
+        self._abandoned = abandoned
+        self._turn = _ABANDONED
+
+    async def __aenter__(self) -> Turn:
+        self._turn = await self._breaker._wait(self._abandoned)
+        return self._turn
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._breaker._hand_on(self._turn)
