@@ -120,7 +120,7 @@ async def run_service(settings: Settings, *, dry_run: bool = False) -> None:
     server.start()
     heartbeat = asyncio.create_task(keep_beating(health))
     try:
-        if await _prepare_topics(settings, common, stopping):
+        if await _prepare_topics(settings, common, health, stopping):
             log.info(
                 "consuming",
                 extra={
@@ -193,7 +193,7 @@ async def _tick(pipeline: Pipeline) -> None:
 
 
 async def _prepare_topics(
-    settings: Settings, common: dict[str, Any], stopping: asyncio.Event
+    settings: Settings, common: dict[str, Any], health: Health, stopping: asyncio.Event
 ) -> bool:
     """Check the input topic and create the changelog and dead-letter topics, retrying with
     backoff for as long as Kafka fails; False when stopped first. A ``ConfigError`` (input topic
@@ -201,20 +201,19 @@ async def _prepare_topics(
 
     Each attempt runs off the loop and fails within ``STARTUP_ATTEMPT_TIMEOUT_SECONDS`` while the
     broker is unreachable, so the first log line comes that soon and a SIGTERM waits for at most
-    one attempt."""
+    one attempt. The last failure is also ``/readyz``'s answer."""
     admin = AdminClient(common)
     delay = STARTUP_RETRY_INITIAL_SECONDS
     while not stopping.is_set():
         try:
             await asyncio.to_thread(_ensure_topics, admin, common, settings)
         except KafkaException as exc:
-            log.error(
-                "%s: %s; retrying in %.0fs",
-                _what_failed(exc, settings.kafka_bootstrap_servers),
-                _kafka_error(exc),
-                delay,
+            health.start_up_problem = (
+                f"{_what_failed(exc, settings.kafka_bootstrap_servers)}: {_kafka_error(exc)}"
             )
+            log.error("%s; retrying in %.0fs", health.start_up_problem, delay)
         else:
+            health.start_up_problem = None
             return not stopping.is_set()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), delay)

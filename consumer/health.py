@@ -37,6 +37,7 @@ class Health:
         self._kafka_beat: float | None = None  # no Kafka loop to watch before it starts
         self.joined = False
         self.restoring: set[tuple[str, int]] = set()
+        self.start_up_problem: str | None = None  # why start-up has not reached Kafka yet
 
     def beat(self) -> None:
         """The Kafka thread's loop turned."""
@@ -60,7 +61,7 @@ class Health:
         if not alive:
             return False, why
         if not self.joined:
-            return False, "not yet assigned by the consumer group"
+            return False, self.start_up_problem or "not yet assigned by the consumer group"
         if self.restoring:
             return False, f"restoring state of {len(self.restoring)} partition(s)"
         if self._auth_blocked():

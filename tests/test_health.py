@@ -65,7 +65,10 @@ def test_keep_beating_beats_while_the_loop_turns(monkeypatch: pytest.MonkeyPatch
 def test_readiness_needs_the_group_restored_state_and_the_default_secret() -> None:
     blocked = False
     health = Health(auth_blocked=lambda: blocked)
-    assert health.ready()[0] is False
+    assert health.ready() == (False, "not yet assigned by the consumer group")
+    health.start_up_problem = "Kafka not reachable at k:9092: timed out"
+    assert health.ready() == (False, health.start_up_problem)
+    health.start_up_problem = None
     health.joined = True
     health.restoring.add(("t", 0))
     assert "restoring" in health.ready()[1]

@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 
+import httpx
 import pytest
 
 from devkit.consumer_process import ConsumerProcess, free_port
@@ -37,7 +38,9 @@ def test_unreachable_broker_at_start_is_logged_probed_and_stops_cleanly() -> Non
         wait_until(logged, 10, f"{line!r} in the log within 10 s (log: {proc.tail()})")
         assert time.monotonic() - started < 10
         assert proc.probe("/healthz") == 200, "not alive while waiting for the broker"
-        assert proc.probe("/readyz") == 503, "ready without a broker"
+        readyz = httpx.get(proc.url + "/readyz", timeout=5)
+        assert readyz.status_code == 503, "ready without a broker"
+        assert readyz.text.startswith(line), readyz.text
         assert proc.metric("tracking_redo_auth_blocked", secret="default") == 0, "no /metrics"
 
         # The next attempt (3 s) after the first retry delay (1 s) logs again.
