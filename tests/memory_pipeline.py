@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import unquote
 
+from pydantic import SecretStr
+
 from consumer.codec import RawDecoder, encode_raw
 from consumer.dead_letters import DeadLetters
 from consumer.delivery import Deliverer, RetryPolicy
@@ -24,6 +26,7 @@ from consumer.offsets import PartitionWork
 from consumer.pipeline import Pipeline, ProcessingSettings
 from consumer.records import RawRecord
 from consumer.redo.payload import request_body, request_path
+from consumer.redo.secrets import SecretProvider
 from consumer.rules import RulesConfig
 from consumer.state.changelog import Changelog
 from consumer.state.store import RestoredStates
@@ -90,11 +93,6 @@ class CheckingSender:
         self.calls.append(call)
 
 
-class _Secrets:
-    def reload(self) -> None:
-        """Nothing to re-read."""
-
-
 class MemoryPipeline:
     def __init__(
         self,
@@ -110,7 +108,7 @@ class MemoryPipeline:
         self.sender = CheckingSender()
         deliverer = Deliverer(
             self.sender,
-            _Secrets(),  # type: ignore[arg-type]
+            SecretProvider(secret=SecretStr("memory-secret")),
             FAST_RETRY,
             max_in_flight=8,
             circuit_flag=threading.Event(),
