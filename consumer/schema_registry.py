@@ -79,9 +79,10 @@ class SchemaRegistryUnavailable(TrackingConsumerError):
 
 
 class SchemaRegistry:
-    """Parsed Avro writer schemas by reference, one registry request per schema at most.
+    """Parsed Avro writer schemas by reference, one request per schema at a time.
 
-    Use it on one event loop; ``aclose`` it when done.
+    Keeps no schemas itself (the decoder does, keyed for its hot path), only what the registry
+    said is missing. Use it on one event loop; ``aclose`` it when done.
     """
 
     def __init__(

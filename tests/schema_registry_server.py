@@ -43,6 +43,8 @@ class RegistryState:
         entry: dict[str, Any] = {"schema": schema}
         if schema_type is not None:
             entry["schemaType"] = schema_type
+        if guid is not None:
+            entry["guid"] = guid  # what newer registries add to both answers
         with self.lock:
             self.schemas[schema_id] = entry
             if guid is not None:
