@@ -197,14 +197,33 @@ def test_registry_down_is_retryable() -> None:
     assert not isinstance(caught.value, DecodeError)
 
 
-def test_hanging_registry_is_retryable_within_the_timeout() -> None:
+def test_hanging_registry_is_retryable_within_the_timeout_and_never_blocks_the_loop() -> None:
+    async def scenario(url: str) -> float:
+        """The longest the loop went without running a 10 ms ticker while the fetch waited."""
+        longest = 0.0
+
+        async def tick() -> None:
+            nonlocal longest
+            while True:
+                before = time.monotonic()
+                await asyncio.sleep(0.01)
+                longest = max(longest, time.monotonic() - before)
+
+        ticker = asyncio.create_task(tick())
+        try:
+            with pytest.raises(SchemaRegistryUnavailable, match="schema id 7"):
+                await fetch(url, BY_ID, timeout=0.5)
+        finally:
+            ticker.cancel()
+        return longest
+
     with hanging_registry() as url:
         started = time.monotonic()
-        with pytest.raises(SchemaRegistryUnavailable, match="schema id 7"):
-            asyncio.run(fetch(url, BY_ID, timeout=0.5))
+        longest_stall = asyncio.run(scenario(url))
         elapsed = time.monotonic() - started
 
     assert 0.4 < elapsed < 3.0
+    assert longest_stall < 0.25, f"the loop stalled {longest_stall:.2f}s"
 
 
 def test_wrong_url_path_is_not_mistaken_for_an_unknown_id(
