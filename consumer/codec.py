@@ -288,20 +288,23 @@ def _required_id(record: Mapping[str, Any], field: str) -> str:
 
 def _schema_prefix(data: bytes, what: str, *, exact: bool) -> tuple[int | bytes, int]:
     """(cache key, length) of the schema prefix opening ``data``; ``exact``: nothing may follow."""
-    size = _PREFIX_SIZES.get(data[0]) if data else None
+    if not data:
+        raise DecodeError(
+            f"{what} is 0 byte(s) long; it needs a magic byte and a schema id or guid"
+        )
+    magic = data[0]
+    size = _PREFIX_SIZES.get(magic)
     if size is None:
         raise DecodeError(
-            f"{what}: found magic byte {data[0]}; expected {_MAGIC_ID} (schema id) "
+            f"{what}: found magic byte {magic}; expected {_MAGIC_ID} (schema id) "
             f"or {_MAGIC_GUID} (schema guid)"
-            if data
-            else f"{what} is 0 byte(s) long; it needs a magic byte and a schema id or guid"
         )
     if len(data) < size or (exact and len(data) != size):
         raise DecodeError(
-            f"{what} is {len(data)} byte(s) long; magic byte {data[0]} takes "
+            f"{what} is {len(data)} byte(s) long; magic byte {magic} takes "
             f"{'exactly' if exact else 'at least'} {size}"
         )
-    return (int.from_bytes(data[1:5], "big") if size == 5 else data[1:size]), size
+    return (int.from_bytes(data[1:5], "big") if magic == _MAGIC_ID else data[1:size]), size
 
 
 def _cache_key(reference: SchemaReference) -> int | bytes:
