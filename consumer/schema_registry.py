@@ -118,11 +118,6 @@ class SchemaRegistry:
         # reference -> (until when, why); insertion order is expiry order (one TTL, one clock).
         self._missing: dict[SchemaReference, tuple[float, str]] = {}
 
-    @property
-    def url(self) -> str:
-        """The registry's base URL without credentials (safe to log)."""
-        return self._base
-
     def raise_if_known_bad(self, reference: SchemaReference) -> None:
         """``SchemaRegistryError`` if the registry recently said ``reference`` is unusable."""
         now = self._clock()

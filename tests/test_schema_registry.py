@@ -283,7 +283,6 @@ def test_credentials_in_the_url_become_basic_auth_and_stay_secret() -> None:
         authed_url = url.replace("http://", "http://svc%40corp:s3cr%3Aet@")
         async with opened(authed_url) as client:
             assert await client.fetch(BY_ID) == load_schema("tracking_event")
-            assert client.url == url
             state.override = (503, b"")
             with pytest.raises(SchemaRegistryUnavailable) as caught:
                 await client.fetch(SchemaReference(schema_id=8))
@@ -296,6 +295,7 @@ def test_credentials_in_the_url_become_basic_auth_and_stay_secret() -> None:
     with running_registry(state) as (url, _):
         error = asyncio.run(scenario(url))
 
+    assert str(error).startswith(f"schema registry {url}: GET schema id 8 answered HTTP 503")
     rendered = "".join(traceback.format_exception(error))  # with its chained causes
     assert "s3cr" not in rendered and "s3cr" not in repr(error)
     assert [auth is not None for _, _, auth in state.get_requests()] == [True, True, False]
