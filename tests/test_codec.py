@@ -16,6 +16,7 @@ from typing import Any
 
 import fastavro
 import pytest
+from confluent_kafka.schema_registry.common.serde import SchemaId
 from hypothesis import given
 from hypothesis import strategies as st
 from schema_registry_server import RegistryState, running_registry
@@ -163,14 +164,15 @@ def test_confluent_round_trip(
     assert decoded(registry[0], value, headers) == event
 
 
-def test_prefix_bytes_are_confluents() -> None:
-    """The same bytes confluent_kafka's serializers write (``SchemaId.id_to_bytes`` and
-    ``guid_to_bytes``)."""
-    assert schema_prefix(SchemaReference(schema_id=258)) == b"\x00\x00\x00\x01\x02"
-    assert schema_prefix(BY_GUID) == b"\x01" + uuid.UUID(GUID).bytes
+def test_prefix_bytes_are_the_ones_confluent_kafka_writes() -> None:
+    by_id = SchemaId("AVRO", schema_id=258).id_to_bytes()
+    by_guid = SchemaId("AVRO", guid=GUID).guid_to_bytes()
+
+    assert schema_prefix(SchemaReference(schema_id=258)) == by_id == b"\x00\x00\x00\x01\x02"
+    assert schema_prefix(BY_GUID) == by_guid == b"\x01" + uuid.UUID(GUID).bytes
 
 
-def test_header_wins_over_a_prefix_and_other_headers_are_ignored(
+def test_header_names_the_schema_of_a_bare_body_and_the_first_one_counts(
     registry: tuple[str, RegistryState],
 ) -> None:
     """As in confluent_kafka's ``dual_schema_id_deserializer``: with the header, the whole value
