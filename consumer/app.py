@@ -151,8 +151,9 @@ async def _consume(
     producer = AsyncProducer(common)
     group_config = consumer_config(common, settings.kafka_group_id)
     changelog = Changelog(settings.changelog_topic, producer, group_config)
+    decoder = build_decoder(settings)
     pipeline = Pipeline(
-        build_decoder(settings),
+        decoder,
         deliverer,
         DeadLetters(producer, settings.dead_letter_topic),
         changelog,
@@ -189,6 +190,7 @@ async def _consume(
     finally:
         ticker.cancel()
         await pipeline.close()
+        await decoder.aclose()
         producer.close()
 
 
