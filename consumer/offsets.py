@@ -29,6 +29,8 @@ class PartitionWork:
     committable: int | None = None
     committed: int | None = None
     revoked: bool = False
+    given_up: bool = False
+    """Owned by the loop: the revoke's drain is over; calls still retrying stop now."""
     next_offset: int | None = None
     caught_up: bool = False
     """Owned by the loop: the clock follows the wall clock (``Pipeline.set_caught_up``)."""

@@ -495,9 +495,12 @@ class Pipeline:
                 )
                 outcome = "stale" if outcome == "no_call" else outcome
                 continue
+            # A revoke abandons a transition only before its first call: once one went out, the
+            # rest get until the drain's deadline, so the new owner does not replay (and re-send)
+            # the calls already made.
             result = await self._deliverer.deliver(
                 call,
-                abandoned=lambda: work.revoked,
+                abandoned=(lambda: work.given_up) if index > 0 else (lambda: work.revoked),
                 dead_letter=partial(self._reject, work, origin),
                 follow_up=index > 0,
             )
@@ -539,7 +542,11 @@ class Pipeline:
             await self._wait(lambda: all(w.buffered == 0 for w in works), deadline)
         for work in works:
             work.revoked = True
-        return await self._wait(lambda: not any(self._running[w] for w in works), deadline)
+        try:
+            return await self._wait(lambda: not any(self._running[w] for w in works), deadline)
+        finally:
+            for work in works:
+                work.given_up = True
 
     async def _wait(self, condition: Callable[[], bool], deadline: float) -> bool:
         self._waiting += 1

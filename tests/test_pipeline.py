@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from memory_pipeline import MemoryPipeline
 
-from consumer.model import ShipmentStatus, TrackingEvent
+from consumer.errors import RedoRetryableError
+from consumer.model import RedoCall, ShipmentStatus, TrackingEvent
 from consumer.rules import RulesConfig, Thresholds
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -75,3 +76,55 @@ def test_a_shipment_expires_once_its_own_records_are_committed() -> None:
     _, first, second = asyncio.run(run())
     assert first == ["committed"]
     assert second == ["committed", "recent"]
+
+
+def test_a_revoke_lets_a_started_transition_finish_within_the_drain() -> None:
+    """A scan whose status call went out and whose rule event is still being retried (Redo
+    answers 503) when the partition is revoked: the event gets until the drain's deadline, so
+    the record is done and committed by this owner instead of being replayed, status call and
+    all, by the next."""
+    first = TrackingEvent(
+        "e1",
+        "s",
+        "o",
+        "f",
+        ShipmentStatus.IN_TRANSIT,
+        NOW - timedelta(hours=2),
+        estimated_delivery_date=(NOW + timedelta(days=2)).date(),
+    )
+    slipped = TrackingEvent(
+        "e2",
+        "s",
+        "o",
+        "f",
+        ShipmentStatus.IN_TRANSIT,
+        NOW - timedelta(hours=1),
+        estimated_delivery_date=(NOW + timedelta(days=5)).date(),
+    )
+
+    async def run() -> tuple[MemoryPipeline, bool, int | None]:
+        memory = MemoryPipeline(NOW)
+        refused, redo_back = asyncio.Event(), asyncio.Event()
+        send = memory.sender.send
+
+        async def refuse_events_until_back(call: RedoCall) -> None:
+            if call.status == "delayed" and not redo_back.is_set():
+                refused.set()
+                raise RedoRetryableError("503", status_code=503)
+            await send(call)
+
+        memory.sender.send = refuse_events_until_back  # type: ignore[method-assign]
+        work = memory.assign()
+        memory.pipeline.accept([memory.event_record(work, e) for e in (first, slipped)])
+        await asyncio.wait_for(refused.wait(), 5)  # both status calls out, the event retrying
+        drained = asyncio.create_task(memory.pipeline.drain([work], within=5, finish_queued=False))
+        await asyncio.sleep(0.1)  # a few retries after the revoke
+        redo_back.set()
+        finished = await drained
+        await memory.pipeline.close()
+        return memory, finished, work.committable
+
+    memory, finished, committable = asyncio.run(run())
+    assert finished
+    assert committable == 2, "the record whose event was in flight at the revoke is done"
+    assert [c.status for c in memory.sender.calls] == ["in_transit", "in_transit", "delayed"]
