@@ -223,8 +223,12 @@ class Pipeline:
         now = self._now()
         for work, store in list(self._stores.items()):
             clock = store.clock(now, caught_up=work.caught_up)
-            if clock is not None and not work.revoked:
+            if clock is None or work.revoked:
+                continue
+            try:
                 self._fire_due(work, store, clock)
+            except Exception:  # the ticker must keep ticking: the next tick tries again
+                log.exception("firing timers failed", extra={"partition": work.partition})
         self._update_shipment_gauge()
 
     def _fire_due(
