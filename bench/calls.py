@@ -1,6 +1,6 @@
 """The exact Redo request every contender sends for a scan.
 
-The status call of DESIGN §3 (every scan but ``unknown``), rendered by the consumer's own
+The status call of docs/design.md §3 (every scan but ``unknown``), rendered by the consumer's own
 ``consumer.redo.payload``: the naive loop, the Quix app and the HTTP ceiling put the same bytes
 on the wire as tracking-consumer, so the benchmark compares how calls are driven, not what they
 contain. The rules' event calls are tracking-consumer's alone; the others do not have rules.

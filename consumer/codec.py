@@ -1,4 +1,4 @@
-"""Avro bytes ⇄ ``TrackingEvent`` in the two framings the topic may use (DESIGN §2).
+"""Avro bytes ⇄ ``TrackingEvent`` in the two framings the topic may use (docs/design.md §2).
 
 Framing is configuration, never guessed: ``raw`` is plain Avro binary written with the bundled
 schema or a configured writer schema; ``confluent`` is Confluent's wire format, whose writer

@@ -1,7 +1,7 @@
 """The project's local Apache Kafka: a real KRaft single node run from Maven Central jars.
 
-Why this and not a container or a mock (DESIGN.md §10): any machine with Java 17 and Maven gets
-a real broker without a Docker engine. The jars are fetched once by Maven and cached; every
+Why this and not a container or a mock (docs/design.md §11): any machine with Java 17 and Maven
+gets a real broker without a Docker engine. The jars are fetched once by Maven and cached; every
 LocalKafka runs in its own temp work dir on free loopback ports, so concurrent sessions never
 collide.
 

@@ -2,9 +2,9 @@
 
 Each shipment tells one story (normal, stalled, ETA slipping, early, never delivered) and carries
 the rule calls that story must cause, written from the story itself with the default thresholds
-of DESIGN §5, never by running the engine: a test then compares what Redo got with an oracle the
-consumer cannot have influenced. Some shipments also get a repeated scan (same eventId) or a late
-scan (older than one already sent), which must cause nothing at all.
+of docs/design.md §4, never by running the engine: a test then compares what Redo got with an
+oracle the consumer cannot have influenced. Some shipments also get a repeated scan (same eventId)
+or a late scan (older than one already sent), which must cause nothing at all.
 
 Generation is deterministic for a seed. Times are whole seconds (the Avro timestamps keep
 milliseconds), and every gap that decides a rule is hours away from its threshold, so nothing in

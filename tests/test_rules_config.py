@@ -1,4 +1,5 @@
-"""The rules file: defaults of DESIGN §5, per-carrier overrides, and one-line start-up errors."""
+"""The rules file: defaults of docs/design.md §4, per-carrier overrides, and one-line start-up
+errors."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Each rule of DESIGN §3 to §5 and its edges, on the pure engine."""
+"""Each rule of docs/design.md §3 to §6 and its edges, on the pure engine."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Stale news (DESIGN §3): month-old scans update the state but send nothing with the default
-MAX_SCAN_AGE, and every call with MAX_SCAN_AGE=0."""
+"""Stale news (docs/design.md §4): month-old scans update the state but send nothing with the
+default MAX_SCAN_AGE, and every call with MAX_SCAN_AGE=0."""
 
 from __future__ import annotations
 

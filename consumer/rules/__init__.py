@@ -1,4 +1,5 @@
-"""The pure rules engine: per-shipment state, thresholds, and the transitions of DESIGN §3 to §5."""
+"""The pure rules engine: per-shipment state, thresholds, and the transitions of docs/design.md
+§3 to §6."""
 
 from consumer.rules.config import RulesConfig, Thresholds, load_rules
 from consumer.rules.engine import (

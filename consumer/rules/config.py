@@ -1,4 +1,5 @@
-"""Rule thresholds: the defaults of DESIGN §5, overridable per carrier from a YAML rules file.
+"""Rule thresholds: the defaults of docs/design.md §4, overridable per carrier from a YAML rules
+file.
 
 The file (``RULES_FILE``) is validated once at start-up; a bad file is a ``ConfigError`` whose one
 line names the file, the key path and the problem, so the process exits 2 before consuming::
@@ -80,7 +81,7 @@ Days = Annotated[StrictInt, Field(ge=1)]
 
 
 class Thresholds(BaseModel):
-    """Every threshold of DESIGN §5 for one carrier (or the defaults)."""
+    """Every threshold of docs/design.md §4 for one carrier (or the defaults)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

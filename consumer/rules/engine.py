@@ -1,21 +1,22 @@
-"""The rules engine of DESIGN §3 to §5 as pure functions: (state, input) → (new state, Redo calls).
+"""The rules engine of docs/design.md §3 to §6 as pure functions: (state, input) → (new state,
+Redo calls).
 
 No I/O and no wall clock: the caller passes the clock, so a backlog replay and a live run are the
 same computation. Calls in a result are in the order they must be sent for that fulfillment, and
 results must be queued in the order they were computed (timer results included).
 
-**When to fire timers.** ``process_scan`` does the whole DESIGN §5 protocol for one record: it
-fires the shipment's timers due before the scan's event time T (``fire_timers(state, clock=T)``),
-applies the scan (``apply_scan``), then fires again at the partition clock with this record
-counted (while catching up, the stream time: the largest event time seen, T included; once caught
-up, the wall clock). Firing at T
+**When to fire timers.** ``process_scan`` does the whole docs/design.md §5 protocol for one record:
+it fires the shipment's timers due before the scan's event time T (``fire_timers(state, clock=T)``),
+applies the scan (``apply_scan``), then fires again at the partition clock with this record counted
+(while catching up, the stream time: the largest event time seen, T included; once caught up, the
+wall clock). Firing at T
 first, not at the partition clock, matters: a timer due between T and the clock must see this scan
 first, or a scan that happened in time would still be flagged stalled because the consumer was
 behind. Firing after the scan catches what the scan itself made due (an ETA whose day is over).
 Between records, the caller's timer wheel calls ``fire_timers`` with the partition clock once it
 passes ``next_deadline`` (re-read after every transition). A timer fires once the clock is strictly
-past its deadline (§5: "no scan for *longer than* the threshold", "the clock *passes* the end of
-the ETA day"); at exactly the deadline it does not.
+past its deadline (docs/design.md §4: "no scan for *longer than* the threshold", "the clock *passes*
+the end of the ETA day"); at exactly the deadline it does not.
 
 **Detection time.** An event call's ``at`` is the deterministic moment its rule became true: the
 timer's deadline (``last_scan_at + threshold``, or the end of the ETA day + ``eta_grace``), or the
@@ -29,9 +30,9 @@ same call sequence.
 while those calls are still in flight, never repeat them. The durability rule for the caller:
 *write a transition's state to the changelog only once every call of that transition, and so,
 by per-fulfillment order, every earlier call, has got its 2xx* (or was dead-lettered, or dropped by
-``is_stale``: all three are "done" per DESIGN §6 and keep their marks). A crash before the 2xx
-leaves the changelog at the previous state and the input uncommitted, so the replay recomputes and
-re-sends the call; the only duplicate is a crash after the 2xx but before the changelog
+``is_stale``: all three are "done" per docs/design.md §7 and keep their marks). A crash before the
+2xx leaves the changelog at the previous state and the input uncommitted, so the replay recomputes
+and re-sends the call; the only duplicate is a crash after the 2xx but before the changelog
 acknowledgement, which is rare and allowed by at-least-once delivery. Nothing ever needs rolling
 back, because a call is never abandoned without being done. The changelog may run ahead of the
 committed offsets; records replayed over a newer state are then dropped by their remembered eventId
@@ -122,7 +123,7 @@ def process_scan(
     config: RulesConfig,
     forward: ForwardPolicy,
 ) -> ScanTransition:
-    """Fire timers due before the scan, apply it, fire timers due by ``clock`` (DESIGN §5).
+    """Fire timers due before the scan, apply it, fire timers due by ``clock`` (docs/design.md §5).
 
     ``clock`` is the partition clock with this record counted. The calls are in that order; the
     verdict is the scan's.
@@ -224,7 +225,7 @@ def later(moment: datetime, span: timedelta) -> datetime:
 
 
 def is_stale(call: RedoCall, *, now: datetime, max_age: timedelta) -> bool:
-    """DESIGN §3 stale-news guard, applied at send time: ``call.at`` older than ``max_age``.
+    """docs/design.md §4 stale-news guard, applied at send time: ``call.at`` older than ``max_age``.
 
     ``max_age`` of zero turns the guard off. A stale call still counts as done, so the state that
     produced it keeps its marks.

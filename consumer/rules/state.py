@@ -1,4 +1,5 @@
-"""Per-shipment state (DESIGN §4): what the rules must remember between scans and timer ticks.
+"""Per-shipment state (docs/design.md §6): what the rules must remember between scans and timer
+ticks.
 
 One immutable value per fulfillment; every transition returns a new one. Field types stay simple
 (str, bool, aware UTC datetime, date, tuples of those, ``ShipmentStatus``) so the changelog can
