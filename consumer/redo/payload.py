@@ -1,4 +1,4 @@
-"""The HTTP request for one Redo call: its path and its JSON body, per the seed's request schema."""
+"""The HTTP request for one Redo call: its path and JSON body, per Redo's published request schema."""
 
 from __future__ import annotations
 
