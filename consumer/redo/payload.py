@@ -1,4 +1,4 @@
-"""The HTTP request for one Redo call: its path and JSON body, per Redo's published request schema."""
+"""The HTTP request for one Redo call: its path and JSON body, per Redo's request schema."""
 
 from __future__ import annotations
 
