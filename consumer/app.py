@@ -167,6 +167,7 @@ async def _consume(
         ),
     )
     health.held_writes = lambda: pipeline.writes_held
+    health.unexpected_failures = lambda: pipeline.unexpected_failures
     source = KafkaSource(
         SourceSettings(
             topic=settings.kafka_topic,

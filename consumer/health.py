@@ -35,6 +35,9 @@ class Health:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._auth_blocked = auth_blocked
+        self.unexpected_failures: Callable[[], int] = lambda: 0
+        """Failures that left a record undone (set once the pipeline exists): not alive then,
+        so the pod restarts and replays it."""
         self.held_writes: Callable[[], int] = lambda: 0
         """Kafka writes held by a refusal (set once the pipeline exists): not ready meanwhile."""
         self._clock = clock
@@ -53,6 +56,9 @@ class Health:
         self._loop_beat = self._clock()
 
     def alive(self) -> tuple[bool, str]:
+        failures = self.unexpected_failures()
+        if failures:
+            return False, f"{failures} unexpected failure(s) left records undone (see the log)"
         now = self._clock()
         loop_idle = now - self._loop_beat
         if loop_idle > LIVENESS_TIMEOUT_SECONDS:

@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 
 FETCH_BATCH = 500
 POLL_TIMEOUT_SECONDS = 0.1
+POSITION_TIMEOUT_SECONDS = 10.0
+"""Each broker request positioning a restored partition; two of them stay well inside the
+liveness timeout of the thread that makes them."""
+WATERMARK_CHECK_TIMEOUT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -250,8 +254,11 @@ class KafkaSource:
                 continue
             tp = TopicPartition(work.topic, work.partition)
             try:
-                committed = consumer.committed([tp], timeout=30)[0].offset
-                low, high = consumer.get_watermark_offsets(tp, timeout=30)
+                [position] = consumer.committed([tp], timeout=POSITION_TIMEOUT_SECONDS)
+                if position.error is not None:  # e.g. the coordinator still loading: not "none"
+                    raise KafkaException(position.error)
+                committed = position.offset
+                low, high = consumer.get_watermark_offsets(tp, timeout=POSITION_TIMEOUT_SECONDS)
                 # No committed offset yet (a new group): auto.offset.reset decides.
                 start = committed if committed >= 0 else high if self._start_at_end else low
                 consumer.seek(TopicPartition(work.topic, work.partition, start))
@@ -259,14 +266,10 @@ class KafkaSource:
                 log.warning("cannot position %s[%d] yet: %s", *key, exc)
                 retry.append(work)
                 continue
-            work.next_offset = start
-            if committed >= 0:
-                work.committed = start  # nothing before it can be replayed
-            else:
-                # A new group: commit where it starts, so that a restart before its first
-                # record resumes here instead of applying auto.offset.reset again (with
-                # ``latest`` that would skip whatever arrived while it was down).
-                work.committable = start
+            # A new group commits where it starts, so that a restart before its first record
+            # resumes there instead of applying auto.offset.reset again (with ``latest`` that
+            # would skip whatever arrived while it was down).
+            work.start_at(start, commit=committed < 0)
             self._health.restoring.discard(work)
         for work in retry:
             self._restored.put(work)
@@ -289,19 +292,31 @@ class KafkaSource:
             if work.next_offset is None:
                 continue
             at_end = self._at_log_end(consumer, work)
+            if at_end and not self._told_caught_up.get(work):
+                # Becoming caught up without a record saying so: the cached watermark may be
+                # from before a pause or a seek, so ask the broker once.
+                at_end = self._at_log_end(consumer, work, live=True)
             if self._told_caught_up.get(work) != at_end:
                 self._told_caught_up[work] = at_end
                 self._loop.call_soon_threadsafe(self._pipeline.set_caught_up, work, at_end)
 
-    def _at_log_end(self, consumer: Consumer, work: PartitionWork) -> bool:
-        """Not paused, and the position at or past the high watermark librdkafka last saw (no
-        request; either is negative while not yet known)."""
+    def _at_log_end(self, consumer: Consumer, work: PartitionWork, *, live: bool = False) -> bool:
+        """Not paused, and the position at or past the high watermark: the one librdkafka last
+        saw (no request), or with ``live`` the broker's (False if it cannot say in time)."""
         if (work.topic, work.partition) in self._paused:
             return False
         tp = TopicPartition(work.topic, work.partition)
-        end = int(consumer.get_watermark_offsets(tp, cached=True)[1])
+        try:
+            if live:
+                end = consumer.get_watermark_offsets(tp, timeout=WATERMARK_CHECK_TIMEOUT_SECONDS)[1]
+            else:
+                end = consumer.get_watermark_offsets(tp, cached=True)[1]
+        except KafkaException:
+            return False
         position = int(consumer.position([tp])[0].offset)
-        return end >= 0 and position >= end
+        if position < 0:  # librdkafka knows no position before the first record after a seek
+            position = work.next_offset if work.next_offset is not None else -1
+        return int(end) >= 0 and position >= int(end)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         works = self._release(partitions)

@@ -96,3 +96,7 @@ KAFKA_WRITES_HELD = Gauge(
     "fix (unknown topic, not authorised, too large); their records stay uncommitted.",
     ["topic"],
 )
+UNEXPECTED_FAILURES = Counter(
+    "tracking_unexpected_failures_total",
+    "Failures outside every contained path (bugs): the record stays undone and /healthz fails.",
+)

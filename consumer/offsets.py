@@ -56,10 +56,15 @@ class PartitionWork:
         with self._lock:
             return len(self._outstanding) + self.timers_queued
 
-    def settled(self) -> bool:
-        """Everything fetched so far is done and committed: nothing of it can be replayed."""
+    def start_at(self, offset: int, *, commit: bool) -> None:
+        """The partition was positioned at ``offset`` (Kafka thread): nothing before it can be
+        replayed. ``commit``: there is no committed offset yet, so commit this one."""
         with self._lock:
-            return not self._outstanding and self.committed == self.next_offset
+            self.next_offset = offset
+            if commit:
+                self.committable = offset
+            else:
+                self.committed = offset
 
     def to_commit(self) -> int | None:
         """The offset to commit now, or None when nothing new is done."""

@@ -123,9 +123,11 @@ class Pipeline:
         self._stores: dict[PartitionWork, PartitionStore] = {}
         self._running: Counter[PartitionWork] = Counter()
         self._progress = asyncio.Condition()
-        self._waiting = 0  # drains waiting on ``_progress``: jobs notify only when there are
+        self._waiting = 0  # drains waiting on ``_progress``; jobs notify only when some wait
         self.writes_held = 0
         """Kafka writes held by a refusal retrying cannot fix (``/readyz`` reports them)."""
+        self.unexpected_failures = 0
+        """Failures no contained path caught (``/healthz`` reports them)."""
 
     # --- partitions -----------------------------------------------------------------------
 
@@ -133,7 +135,11 @@ class Pipeline:
         """A partition's state was restored: its records may now be processed."""
         if work.revoked:
             return
-        store = PartitionStore(self._settings.rules, restored)
+        try:
+            store = PartitionStore(self._settings.rules, restored)
+        except Exception:  # each bad state is quarantined inside; this would be a bug
+            self._failed_unexpectedly("attaching a restored partition", work)
+            return
         self._stores[work] = store
         for fulfillment_id in restored.rewrite:
             # A former owner's late write landed after this newer state: write the newer one
@@ -281,25 +287,15 @@ class Pipeline:
     ) -> str | None:
         """Fetch the record's writer schema (retried while the registry is unreachable), then
         process the record in this same job, ahead of the shipment's later records."""
-        attempt = 0
-        while True:
-            try:
-                await self._decoder.fetch_schema(pending.reference)
-                event = self._checked(
-                    record, self._decoder.decode(record.value or b"", record.headers)
-                )
-                break
-            except SchemaRegistryUnavailable as exc:
-                if record.work.revoked:
-                    return None
-                delay = self._retry.backoff(attempt)
-                log.warning("schema registry unavailable, retrying in %.1fs: %s", delay, exc)
-                attempt += 1
-                await sleep_unless(delay, lambda: record.work.revoked)
-            except DecodeError as exc:
-                return await self._dead_letter(record, "decode", str(exc))
+        try:
+            event = await self._fetch_and_decode(record, pending)
+        except DecodeError as exc:
+            return await self._dead_letter(record, "decode", str(exc))
+        except Exception as exc:
+            log.exception("decoding a record failed; dead-lettered", extra=record.context())
+            return await self._dead_letter(record, "processing_error", _describe(exc))
         store = self._stores.get(record.work)
-        if store is None or record.work.revoked:
+        if event is None or store is None or record.work.revoked:
             return None
         too_far = self._future_error(event)
         if too_far is not None:
@@ -307,6 +303,25 @@ class Pipeline:
         store.observe(event.occurred_at)
         clock = event.occurred_at if floor is None else max(floor, event.occurred_at)
         return await self._scan(record, store, event, clock)
+
+    async def _fetch_and_decode(
+        self, record: RawRecord, pending: SchemaPending
+    ) -> TrackingEvent | None:
+        """The decoded event once its schema is fetched; None when the partition was revoked
+        first. ``DecodeError`` when the registry says the schema does not exist."""
+        attempt = 0
+        while not record.work.revoked:
+            try:
+                await self._decoder.fetch_schema(pending.reference)
+                return self._checked(
+                    record, self._decoder.decode(record.value or b"", record.headers)
+                )
+            except (SchemaRegistryUnavailable, SchemaPending) as exc:
+                delay = self._retry.backoff(attempt)
+                log.warning("schema registry unavailable, retrying in %.1fs: %s", delay, exc)
+                attempt += 1
+                await sleep_unless(delay, lambda: record.work.revoked)
+        return None
 
     # --- jobs -----------------------------------------------------------------------------
 
@@ -334,6 +349,8 @@ class Pipeline:
                 if outcome is not None and offset is not None:
                     work.done(offset)
                     metrics.RECORDS_DONE.labels(outcome=outcome).inc()
+            except Exception:
+                self._failed_unexpectedly("a job", work)
             finally:
                 if timer:
                     work.timers_queued -= 1
@@ -346,11 +363,24 @@ class Pipeline:
 
         return run
 
+    def _failed_unexpectedly(self, what: str, work: PartitionWork) -> None:
+        """Something outside every contained path failed (a bug in the containment itself):
+        its record stays undone, so nothing is committed past it, and liveness fails, so the
+        pod restarts and the record is replayed rather than the partition stalling unseen."""
+        self.unexpected_failures += 1
+        metrics.UNEXPECTED_FAILURES.inc()
+        log.exception(
+            "%s failed unexpectedly; its record stays uncommitted and /healthz fails",
+            what,
+            extra={"partition": work.partition},
+        )
+
     async def _scan(
         self, record: RawRecord, store: PartitionStore, event: TrackingEvent, clock: datetime
     ) -> str | None:
         fulfillment_id = event.fulfillment_id
         before = _Snapshot.of(store, fulfillment_id)
+        sent: list[RedoCall] = []
         try:
             transition = process_scan(
                 store.get(fulfillment_id),
@@ -361,19 +391,25 @@ class Pipeline:
             )
             if transition.verdict is Verdict.DUPLICATE:
                 metrics.DEDUP_DROPS.inc()
+                # Its offset counts: the shipment must not expire before this record is
+                # committed, or a replay of it would find no state and start a new one.
+                store.put(fulfillment_id, transition.state, record.offset)
                 store.schedule(fulfillment_id)
                 return "duplicate"
             if transition.verdict is Verdict.OUT_OF_ORDER:
                 metrics.OUT_OF_ORDER_SCANS.inc()
             store.put(fulfillment_id, transition.state, record.offset)
-            outcome = await self._send_all(record.work, record, transition.calls)
+            outcome = await self._send_all(record.work, record, transition.calls, sent)
             if outcome is None or not await self._persist(
                 record.work, fulfillment_id, transition.state, store.offset_of(fulfillment_id)
             ):
                 return None
             store.schedule(fulfillment_id)
         except Exception as exc:
-            before.restore(store)
+            if not sent:
+                before.restore(store)
+            # else the new state stays (in memory): it carries the marks of the calls Redo
+            # already has, and a terminal status; the old one would repeat or contradict them.
             log.exception("processing a record failed; dead-lettered", extra=record.context())
             return await self._dead_letter(record, "processing_error", _describe(exc))
         return "out_of_order" if transition.verdict is Verdict.OUT_OF_ORDER else outcome
@@ -383,12 +419,15 @@ class Pipeline:
     ) -> str | None:
         before = _Snapshot.of(store, fulfillment_id)
         origin = TimerOrigin(work.topic, work.partition, fulfillment_id.encode())
+        sent: list[RedoCall] = []
         try:
-            return await self._run_timers(work, store, fulfillment_id, clock, origin)
+            return await self._run_timers(work, store, fulfillment_id, clock, origin, sent)
         except Exception as exc:
-            # The shipment keeps its state and is not rescheduled: its next scan schedules it
-            # again, so a timer that cannot run does not fail again every tick.
-            before.restore(store, reschedule=False)
+            # The shipment keeps its state (with the marks of calls already sent) and is not
+            # rescheduled: its next scan schedules it again, so a timer that cannot run does
+            # not fail again every tick.
+            if not sent:
+                before.restore(store, reschedule=False)
             log.exception(
                 "a shipment's timers failed; dead-lettered",
                 extra={"fulfillment_id": fulfillment_id, "partition": work.partition},
@@ -406,6 +445,7 @@ class Pipeline:
         fulfillment_id: str,
         clock: datetime,
         origin: TimerOrigin,
+        sent: list[RedoCall],
     ) -> str | None:
         state = store.get(fulfillment_id)
         if state is None:
@@ -413,7 +453,7 @@ class Pipeline:
         fired = fire_timers(state, clock=clock, config=self._settings.rules)
         offset = store.offset_of(fulfillment_id)
         store.put(fulfillment_id, fired.state, offset)
-        if await self._send_all(work, origin, fired.calls) is None:
+        if await self._send_all(work, origin, fired.calls, sent) is None:
             return None
         expired = store.expired(fulfillment_id, clock)
         # Expiry is decided per shipment: once its own records are committed, no replay can
@@ -484,9 +524,14 @@ class Pipeline:
                 metrics.KAFKA_WRITES_HELD.labels(topic=held).dec()
 
     async def _send_all(
-        self, work: PartitionWork, origin: Origin, calls: Sequence[RedoCall]
+        self,
+        work: PartitionWork,
+        origin: Origin,
+        calls: Sequence[RedoCall],
+        sent: list[RedoCall],
     ) -> str | None:
-        """Send calls in order; the outcome label, or None when abandoned (revoke, shutdown)."""
+        """Send calls in order; the outcome label, or None when abandoned (revoke, shutdown).
+        Each call Redo got a 2xx for is appended to ``sent`` as it happens."""
         outcome = "no_call"
         for index, call in enumerate(calls):
             if call.kind is CallKind.EVENT:
@@ -511,6 +556,7 @@ class Pipeline:
             if result is Outcome.ABANDONED:
                 return None
             if result is Outcome.SENT:
+                sent.append(call)
                 metrics.EVENT_TO_CALL_LATENCY.labels(kind=call.kind.value).observe(
                     max(0.0, (self._now() - call.at).total_seconds())
                 )
@@ -542,8 +588,8 @@ class Pipeline:
         records may still complete ``within`` seconds; otherwise (revoke) only work already in
         flight finishes. True when nothing of theirs is still running."""
         deadline = time.monotonic() + within
-        if finish_queued:
-            await self._wait(lambda: all(w.buffered == 0 for w in works), deadline)
+        if finish_queued:  # the records; timers fire again from the state after a restart
+            await self._wait(lambda: all(w.buffered == w.timers_queued for w in works), deadline)
         for work in works:
             work.revoked = True
         try:

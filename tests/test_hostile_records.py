@@ -220,3 +220,66 @@ def test_a_scan_from_the_future_is_dead_lettered_and_does_not_move_the_clock() -
     memory = asyncio.run(run())
     assert memory.dead_letter_reasons() == {2: "future_event_time"}
     assert sorted(c.status for c in memory.sender.calls) == ["in_transit"] * 5
+
+
+def test_a_failure_after_a_call_went_out_keeps_the_new_state() -> None:
+    """The "delivered" call got its 2xx, then writing the state failed with something no retry
+    covers: the record is dead-lettered, and the shipment stays delivered in memory, so no
+    stall or passed-ETA call can follow for a parcel the customer was told is delivered."""
+    scan = TrackingEvent(
+        "e1",
+        "s",
+        "o",
+        "f1",
+        ShipmentStatus.IN_TRANSIT,
+        NOW - timedelta(days=5),
+        estimated_delivery_date=(NOW - timedelta(days=2)).date(),
+    )
+    delivered = replace(
+        scan, event_id="e2", status=ShipmentStatus.DELIVERED, occurred_at=NOW - timedelta(days=4)
+    )
+
+    def state_writes_break_after_the_first(topic: str, value: bytes | None) -> None:
+        if topic == "tracking.state" and memory.states():
+            raise RuntimeError("the state encoder broke")
+
+    memory = MemoryPipeline(NOW)
+    memory.producer.fail = state_writes_break_after_the_first
+
+    async def run() -> None:
+        work = memory.assign()
+        memory.pipeline.accept([memory.event_record(work, e) for e in (scan, delivered)])
+        await memory.settle(work)
+        memory.pipeline.set_caught_up(work, True)
+        memory.now = LATER
+        memory.pipeline.tick()
+        await memory.settle(work)
+        await memory.pipeline.close()
+
+    asyncio.run(run())
+    assert memory.dead_letter_reasons() == {1: "processing_error"}
+    assert [c.status for c in memory.sender.calls] == ["in_transit", "delivered"]
+
+
+def test_a_failure_no_contained_path_catches_fails_liveness_and_commits_nothing() -> None:
+    """The dead letter of a failing record cannot be written either (a bug, not a broker
+    refusal): the record stays undone and the pipeline counts it, which fails /healthz."""
+
+    def everything_breaks(topic: str, value: bytes | None) -> None:
+        raise RuntimeError(f"writing to {topic} broke")
+
+    memory = MemoryPipeline(NOW)
+    memory.producer.fail = everything_breaks
+
+    async def run() -> int | None:
+        work = memory.assign()
+        memory.pipeline.accept([memory.record(work, b"\xff", b"f1")])
+        deadline = asyncio.get_running_loop().time() + 10
+        while not memory.pipeline.unexpected_failures:
+            assert asyncio.get_running_loop().time() < deadline, "the failure went unnoticed"
+            await asyncio.sleep(0.01)
+        await memory.pipeline.close()
+        return work.committable
+
+    assert asyncio.run(run()) is None, "a record without its dead letter must not be done"
+    assert memory.pipeline.unexpected_failures == 1

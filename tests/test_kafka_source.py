@@ -51,12 +51,19 @@ class NoChangelog:
         raise AssertionError("restores are handed over by the test")
 
 
+class _NoPipeline:
+    """Only named: the Kafka thread hands it callbacks through the (fake) loop."""
+
+    def set_caught_up(self, work: object, caught_up: bool) -> None:
+        raise AssertionError("called through the loop only")
+
+
 def _source() -> tuple[KafkaSource, Health]:
     health = Health(auth_blocked=lambda: False)
     source = KafkaSource(
         SETTINGS,
         {},
-        pipeline=None,  # type: ignore[arg-type]
+        pipeline=_NoPipeline(),  # type: ignore[arg-type]
         loop=asyncio.new_event_loop(),
         health=health,
         circuit_open=threading.Event(),
@@ -108,3 +115,69 @@ def test_revoking_a_partition_removes_its_metric_series() -> None:
         for sample in family.collect()[0].samples
     }
     assert not [labels for _, labels in exported if ("partition", "3") in labels]
+
+
+class PositionedConsumer(FakeConsumer):
+    """Positions and watermarks as librdkafka reports them."""
+
+    def __init__(self, position: int, cached_end: int, live_end: int) -> None:
+        super().__init__()
+        self.position_offset, self.cached_end, self.live_end = position, cached_end, live_end
+        self.live_asks = 0
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        return [TopicPartition(tp.topic, tp.partition, self.position_offset) for tp in partitions]
+
+    def get_watermark_offsets(self, tp: TopicPartition, **kwargs: Any) -> tuple[int, int]:
+        if kwargs.get("cached"):
+            return 0, self.cached_end
+        self.live_asks += 1
+        return 0, self.live_end
+
+
+class _Told:
+    """Records what the Kafka thread tells the loop."""
+
+    def __init__(self) -> None:
+        self.told: list[bool] = []
+
+    def call_soon_threadsafe(self, _callback: Any, _work: Any, caught_up: bool) -> None:
+        self.told.append(caught_up)
+
+
+def _restored_source(consumer: FakeConsumer) -> tuple[KafkaSource, _Told]:
+    source, _ = _source()
+    told = _Told()
+    source._loop = told  # type: ignore[assignment]
+    source._on_assign(consumer, [TopicPartition("t", 0)])  # type: ignore[arg-type]
+    work = source._tracker.get("t", 0)
+    assert work is not None
+    work.start_at(10, commit=False)
+    source._paused.discard(("t", 0))
+    return source, told
+
+
+def test_an_idle_partition_positioned_by_a_seek_is_caught_up() -> None:
+    """librdkafka reports no position (-1001) until a record is consumed after a seek; an idle
+    partition sought to its end must still count as caught up, or its timers never fire."""
+    consumer = PositionedConsumer(position=-1001, cached_end=10, live_end=10)
+    source, told = _restored_source(consumer)
+    source._update_caught_up(consumer)  # type: ignore[arg-type]
+    assert told.told == [True]
+
+
+def test_catching_up_without_a_record_is_confirmed_with_the_broker() -> None:
+    """A cached watermark from before a pause says "at the end"; the broker says newer records
+    arrived meanwhile: not caught up (their shipments' timers must wait)."""
+    consumer = PositionedConsumer(position=10, cached_end=10, live_end=14)
+    source, told = _restored_source(consumer)
+    source._update_caught_up(consumer)  # type: ignore[arg-type]
+    assert told.told == [False] and consumer.live_asks == 1
+
+
+def test_a_paused_partition_is_never_caught_up() -> None:
+    consumer = PositionedConsumer(position=10, cached_end=10, live_end=10)
+    source, told = _restored_source(consumer)
+    source._paused.add(("t", 0))
+    source._update_caught_up(consumer)  # type: ignore[arg-type]
+    assert told.told == [False] and consumer.live_asks == 0
