@@ -6,7 +6,8 @@ part of one: a rejected call is stored as its path, body and Redo's answer, not 
 
 A dead letter the broker refuses as too large is written again with its value cut to
 ``TRUNCATED_VALUE_BYTES`` (and the source's own headers left out), then, if even that is
-refused, with no value at all; the ``dlq.truncated`` header gives the original value's size.
+refused, with no value, then with no key; the ``dlq.truncated`` header gives the original
+value's size.
 The full record stays in the input topic at the offset the headers name.
 """
 
@@ -83,17 +84,16 @@ class DeadLetters:
             ("dlq.source.partition", str(origin.partition).encode()),
             ("dlq.source.offset", str(origin.offset).encode()),
         )
-        attempts: list[tuple[bytes | None, tuple[tuple[str, bytes], ...]]] = [
-            (value, (*headers, *provenance))
-        ]
-        if value:
-            cut = (("dlq.truncated", str(len(value)).encode()), *provenance)
-            attempts += [(value[:TRUNCATED_VALUE_BYTES], cut), (None, cut)]
-        for attempt, (payload, all_headers) in enumerate(attempts, start=1):
+        cut = (("dlq.truncated", str(len(value or b"")).encode()), *provenance)
+        attempts = (
+            (origin.key, value, (*headers, *provenance)),
+            (origin.key, value[:TRUNCATED_VALUE_BYTES] if value else value, cut),
+            (origin.key, None, cut),
+            (None, None, cut),  # a key too large for the topic (its source says where it was)
+        )
+        for attempt, (key, payload, all_headers) in enumerate(attempts, start=1):
             try:
-                await self._producer.produce(
-                    self.topic, payload, key=origin.key, headers=all_headers
-                )
+                await self._producer.produce(self.topic, payload, key=key, headers=all_headers)
                 break
             except ProduceError as exc:
                 if not exc.too_large or attempt == len(attempts):
