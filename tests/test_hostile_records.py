@@ -98,8 +98,8 @@ class _ErrorLog(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-async def _run(events: list[TrackingEvent], rules: RulesConfig) -> MemoryPipeline:
-    memory = MemoryPipeline(NOW, rules=rules)
+async def _run(memory: MemoryPipeline, events: list[TrackingEvent]) -> MemoryPipeline:
+    """Feed ``events`` to one partition, then fire every timer at ``LATER`` on the wall clock."""
     work = memory.assign()
     memory.pipeline.accept([memory.event_record(work, event) for event in events])
     await memory.settle(work)
@@ -124,7 +124,7 @@ def test_every_extreme_record_becomes_valid_calls_or_a_dead_letter(
     errors = _ErrorLog()
     logging.getLogger().addHandler(errors)
     try:
-        memory = asyncio.run(_run(events, rules))
+        memory = asyncio.run(_run(MemoryPipeline(NOW, rules=rules), events))
     finally:
         logging.getLogger().removeHandler(errors)
 
@@ -245,18 +245,7 @@ def test_a_failure_after_a_call_went_out_keeps_the_new_state() -> None:
 
     memory = MemoryPipeline(NOW)
     memory.producer.fail = state_writes_break_after_the_first
-
-    async def run() -> None:
-        work = memory.assign()
-        memory.pipeline.accept([memory.event_record(work, e) for e in (scan, delivered)])
-        await memory.settle(work)
-        memory.pipeline.set_caught_up(work, True)
-        memory.now = LATER
-        memory.pipeline.tick()
-        await memory.settle(work)
-        await memory.pipeline.close()
-
-    asyncio.run(run())
+    asyncio.run(_run(memory, [scan, delivered]))
     assert memory.dead_letter_reasons() == {1: "processing_error"}
     assert [c.status for c in memory.sender.calls] == ["in_transit", "delivered"]
 
