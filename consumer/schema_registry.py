@@ -24,13 +24,23 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from confluent_kafka.schema_registry import AsyncSchemaRegistryClient
-from confluent_kafka.schema_registry import SchemaRegistryError as RegistryAnswer
+
+with warnings.catch_warnings():
+    # authlib, which the registry client imports, turns its own deprecation warning on for
+    # good ("always") and prints it to stderr at import: a line of noise on every start, and
+    # before a one-line configuration error. Its filter is set first, then overridden here;
+    # leaving the block restores the process's filters.
+    import authlib.deprecate  # type: ignore[import-untyped]  # noqa: F401
+
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from confluent_kafka.schema_registry import AsyncSchemaRegistryClient
+    from confluent_kafka.schema_registry import SchemaRegistryError as RegistryAnswer
 
 from consumer.avro_files import parse_schema_document
 from consumer.errors import SchemaRegistryError, TrackingConsumerError
