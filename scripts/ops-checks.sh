@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Deployment and observability checks: the Helm chart, its Kubernetes manifests, the alert rules
-# and the dashboard's PromQL. Called by .ci/run; safe to run again (tools are installed once).
+# Deployment and observability checks: the Helm chart, its Kubernetes manifests, the alert rules,
+# the dashboard's PromQL and the dashboard itself against Grafana's schema. Called by .ci/run; safe to run again (tools are installed once).
 #
 # Tools, installed on first use and reused afterwards:
 #   helm, kubeconform  `go install` of pinned versions into $OPS_TOOLS_DIR/<tool>-<version>/
+#   dashboard-check    tools/dashboard-check (Go, grafana-foundation-sdk from the module proxy),
+#                      built into $OPS_TOOLS_DIR; Go's build cache makes a rebuild instant
 #   promtool           Debian's prometheus package (`apt-get install`, after an `apt-get update`)
 #   Kubernetes schemas the kubernetes-validate wheel from PyPI, unpacked for kubeconform (which
 #                      would otherwise download them from a host this machine cannot reach)
@@ -126,5 +128,21 @@ promtool check rules "$WORK/rendered-rules.yaml"
 "$PYTHON" "$OPSUTIL" dashboard-rules "$CHART/dashboards/tracking-consumer.json" "$WORK/dashboard-rules.yaml"
 promtool check rules "$WORK/dashboard-rules.yaml"
 promtool test rules helm/alerts/alerts_test.yaml
+
+step "dashboard: grafana-foundation-sdk strict unmarshal and Validate()"
+(cd tools/dashboard-check && "$GO" build -o "$TOOLS/dashboard-check" .)
+"$TOOLS/dashboard-check" "$CHART/dashboards/tracking-consumer.json"
+# The check must be able to fail: a misspelt query field is refused by name.
+sed 's/"expr":/"exprr":/' "$CHART/dashboards/tracking-consumer.json" >"$WORK/misspelt.json"
+if "$TOOLS/dashboard-check" "$WORK/misspelt.json" >"$WORK/misspelt.out" 2>&1; then
+    echo "FAIL: dashboard-check accepted a dashboard with a misspelt field" >&2
+    exit 1
+fi
+grep -q "unexpected field 'exprr'" "$WORK/misspelt.out" || {
+    echo "FAIL: dashboard-check refused the misspelt dashboard for another reason:" >&2
+    cat "$WORK/misspelt.out" >&2
+    exit 1
+}
+echo "refused as expected: a dashboard with a misspelt field (exprr)"
 
 step "ops checks passed"
