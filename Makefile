@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench broker-fetch image image-check clean
+.PHONY: install demo test lint bench broker-fetch image image-check k8s-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ image:
 # Build, then run the image with podman: non-root, read-only, check-config, a real run.
 image-check: install
 	bash scripts/image-check.sh check
+
+# Optional, not in CI: the chart against a real kube-apiserver (see scripts/k8s-check.sh).
+k8s-check: install
+	bash scripts/k8s-check.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

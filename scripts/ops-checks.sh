@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Deployment and observability checks: the Helm chart, its Kubernetes manifests, the alert rules,
-# the dashboard's PromQL and the dashboard itself against Grafana's schema. Called by .ci/run; safe to run again (tools are installed once).
+# the dashboard's PromQL and the dashboard itself against Grafana's schema. Called by .ci/run;
+# safe to run again (tools are installed once).
 #
 # Tools, installed on first use and reused afterwards:
 #   helm, kubeconform  `go install` of pinned versions into $OPS_TOOLS_DIR/<tool>-<version>/
@@ -15,7 +16,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-HELM_VERSION=v3.22.0
 KUBECONFORM_VERSION=v0.8.0
 KUBE_VERSION=1.33.0
 K8S_SCHEMAS_PACKAGE=kubernetes-validate==1.37.0
@@ -24,20 +24,11 @@ CRD_KINDS=ServiceMonitor,PrometheusRule,ScaledObject
 CHART=helm/tracking-consumer
 ALL_ON=helm/ci/values-all-on.yaml
 OPSUTIL=helm/ci/opsutil.py
-TOOLS=${OPS_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tracking-consumer-ops}
 PYTHON=${PYTHON:-.venv/bin/python}
-GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
+# shellcheck source=scripts/go-tools.sh
+source scripts/go-tools.sh
 
 step() { printf '\n== %s\n' "$*"; }
-
-install_go_tool() {  # name version package -> prints the binary's path
-    local name=$1 version=$2 package=$3 dir="$TOOLS/$1-$2"
-    if [[ ! -x "$dir/$name" ]]; then
-        echo "installing $name $version with go install" >&2
-        GOBIN="$dir" "$GO" install "$package@$version" >&2
-    fi
-    echo "$dir/$name"
-}
 
 install_promtool() {
     if ! command -v promtool >/dev/null; then
@@ -61,7 +52,7 @@ install_k8s_schemas() {  # -> prints the kubeconform schema location template
 }
 
 step "tools"
-HELM=$(install_go_tool helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm)
+HELM=$(install_helm)
 KUBECONFORM=$(install_go_tool kubeconform "$KUBECONFORM_VERSION" github.com/yannh/kubeconform/cmd/kubeconform)
 install_promtool
 SCHEMAS=$(install_k8s_schemas)
