@@ -66,6 +66,7 @@ def main() -> int:
     with (
         kafka_cluster() as bootstrap,
         SandboxServer(token=token) as sandbox,
+        SandboxControl(sandbox.url) as control,
         tempfile.TemporaryDirectory() as scratch,
     ):
         print(f"broker  {bootstrap}\nsandbox {sandbox.url}\ntopic   {topic} (3 partitions)\n")
@@ -98,7 +99,6 @@ def main() -> int:
             "REDO_API_SECRET_FILE": str(secret),
             "COMMIT_INTERVAL_SECONDS": "0.5",
         }
-        control = SandboxControl(sandbox.url)
         with ConsumerProcess(env) as consumer:
             consumer.wait_ready()
             progress = _Progress(control, bootstrap, group, topic, expected_events)
