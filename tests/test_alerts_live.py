@@ -3,14 +3,14 @@
 promtool's unit tests (helm/alerts) prove the rules against series written by hand; this proves
 them against what the consumer really exports when Redo fails. A Prometheus (Debian's package,
 installed by .ci/run) scrapes the consumer every second and loads the chart's rules file with
-time sped up: every ``for:`` becomes 2 s and every range window is shrunk by the same factor as
-the thresholds it goes with, so "no commit for 10 minutes" means 20 seconds here. Three scripted
-faults, one after the other, must each drive their alert to ``firing`` and, once the fault is
-removed, out of the active alerts again, all read through Prometheus' HTTP API:
+time sped up: every ``for:`` becomes 2 s and every range window runs 30 times faster (a minute
+becomes 2 s), so "no commit for 10 minutes" means 20 seconds here. Three scripted faults, one
+after the other, must each drive their alerts to ``firing`` and, once the fault is removed, out
+of the active alerts again, all read through Prometheus' HTTP API:
 
-- a Redo outage (every request answered 503)  → TrackingRedoCircuitOpen
-- Redo refusing the API secret (401)          → TrackingRedoAuthBlocked
-- a partition stuck on a record Redo keeps 404ing → TrackingConsumerNoCommittedProgress
+- a Redo outage (every request answered 503): TrackingRedoCircuitOpen, TrackingRedoErrorRatioHigh
+- Redo refusing the API secret (401): TrackingRedoAuthBlocked
+- a partition stuck on a record Redo keeps answering 404: TrackingConsumerNoCommittedProgress
 
 Afterwards every PromQL query of the Grafana dashboard (with its variables filled in) must return
 at least one series, so no panel of the dashboard is empty for a consumer that has seen these
@@ -199,7 +199,9 @@ def test_alerts_fire_and_resolve_and_every_dashboard_query_returns_series(
 
             faults = _Faults(prometheus, consumer, sandbox, kafka_bootstrap, topic)
             outage = {"fail_next": {"count": 1_000_000, "status": 503}}
-            faults.fire_and_resolve("outage", outage, "TrackingRedoCircuitOpen")
+            faults.fire_and_resolve(
+                "outage", outage, "TrackingRedoCircuitOpen", "TrackingRedoErrorRatioHigh"
+            )
             faults.fire_and_resolve("refused", {"token": "rotated"}, "TrackingRedoAuthBlocked")
             stuck = {"not_found": ["stuck-00000"]}
             faults.fire_and_resolve("stuck", stuck, "TrackingConsumerNoCommittedProgress")
@@ -264,21 +266,28 @@ class _Faults:
         self._bootstrap = bootstrap
         self._topic = topic
 
-    def fire_and_resolve(self, prefix: str, fault: dict[str, Any], alert: str) -> None:
+    def fire_and_resolve(self, prefix: str, fault: dict[str, Any], *alerts: str) -> None:
         """Inject ``fault``, send the five scans of shipment ``<prefix>-00000`` into it, wait
-        for ``alert`` to fire; clear the fault and wait for the alert to leave the active
-        alerts. Either wait failing shows the active alerts and the consumer's log."""
+        until each of ``alerts`` has been seen firing; clear the fault and wait until none of
+        them is active. Either wait failing shows the active alerts and the consumer's log."""
         self._sandbox.set_faults(**fault)
         start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=12)
         produce_events(
             self._bootstrap, self._topic, tracking_stream(1, 5, start=start, prefix=prefix)
         )
-        self._wait(
-            lambda: self._prometheus.alert_states().get(alert) == "firing",
-            f"{alert} firing under {fault}",
-        )
+        fired: set[str] = set()
+
+        def all_fired() -> bool:
+            states = self._prometheus.alert_states()
+            fired.update(alert for alert in alerts if states.get(alert) == "firing")
+            return fired == set(alerts)
+
+        self._wait(all_fired, f"{', '.join(alerts)} firing under {fault}")
         self._sandbox.clear_faults()
-        self._wait(lambda: alert not in self._prometheus.alert_states(), f"{alert} resolved")
+        self._wait(
+            lambda: not set(alerts) & set(self._prometheus.alert_states()),
+            f"{', '.join(alerts)} resolved",
+        )
 
     def _wait(self, condition: Callable[[], bool], what: str) -> None:
         try:
