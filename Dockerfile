@@ -7,6 +7,9 @@
 #   docker run --read-only --tmpfs /tmp --env-file consumer.env \
 #     -v "$PWD/redo-secret:/etc/tracking-consumer/redo:ro" tracking-consumer:0.1.0
 #
+# Without a Docker engine or Docker Hub: `make image` (buildah, with a locally made Debian base
+# passed as PYTHON_IMAGE; scripts/image-check.sh).
+#
 # Two stages: the build stage makes the project's wheel and a virtualenv from binary wheels only
 # (confluent-kafka, fastavro and pydantic-core ship manylinux wheels, so no compiler is needed
 # and a dependency that would need one fails the build instead of slipping in); the runtime

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench broker-fetch clean
+.PHONY: install demo test lint bench broker-fetch image image-check k8s-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,18 @@ bench: install
 
 broker-fetch: install
 	$(PY) -m devkit.broker fetch
+
+# The container image with buildah (no Docker engine needed); see scripts/image-check.sh.
+image:
+	bash scripts/image-check.sh build
+
+# Build, then run the image with podman: non-root, read-only, check-config, a real run.
+image-check: install
+	bash scripts/image-check.sh check
+
+# Optional, not in CI: the chart against a real kube-apiserver (see scripts/k8s-check.sh).
+k8s-check: install
+	bash scripts/k8s-check.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Deployment and observability checks: the Helm chart, its Kubernetes manifests, the alert rules
-# and the dashboard's PromQL. Called by .ci/run; safe to run again (tools are installed once).
+# Deployment and observability checks: the Helm chart, its Kubernetes manifests, the alert rules,
+# the dashboard's PromQL and the dashboard itself against Grafana's schema. Called by .ci/run;
+# safe to run again (tools are installed once).
 #
 # Tools, installed on first use and reused afterwards:
 #   helm, kubeconform  `go install` of pinned versions into $OPS_TOOLS_DIR/<tool>-<version>/
+#   dashboard-check    tools/dashboard-check (Go, grafana-foundation-sdk from the module proxy),
+#                      built into $OPS_TOOLS_DIR; Go's build cache makes a rebuild instant
 #   promtool           Debian's prometheus package (`apt-get install`, after an `apt-get update`)
 #   Kubernetes schemas the kubernetes-validate wheel from PyPI, unpacked for kubeconform (which
 #                      would otherwise download them from a host this machine cannot reach)
@@ -13,7 +16,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-HELM_VERSION=v3.22.0
 KUBECONFORM_VERSION=v0.8.0
 KUBE_VERSION=1.33.0
 K8S_SCHEMAS_PACKAGE=kubernetes-validate==1.37.0
@@ -22,20 +24,11 @@ CRD_KINDS=ServiceMonitor,PrometheusRule,ScaledObject
 CHART=helm/tracking-consumer
 ALL_ON=helm/ci/values-all-on.yaml
 OPSUTIL=helm/ci/opsutil.py
-TOOLS=${OPS_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tracking-consumer-ops}
 PYTHON=${PYTHON:-.venv/bin/python}
-GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
+# shellcheck source=scripts/go-tools.sh
+source scripts/go-tools.sh
 
 step() { printf '\n== %s\n' "$*"; }
-
-install_go_tool() {  # name version package -> prints the binary's path
-    local name=$1 version=$2 package=$3 dir="$TOOLS/$1-$2"
-    if [[ ! -x "$dir/$name" ]]; then
-        echo "installing $name $version with go install" >&2
-        GOBIN="$dir" "$GO" install "$package@$version" >&2
-    fi
-    echo "$dir/$name"
-}
 
 install_promtool() {
     if ! command -v promtool >/dev/null; then
@@ -59,7 +52,7 @@ install_k8s_schemas() {  # -> prints the kubeconform schema location template
 }
 
 step "tools"
-HELM=$(install_go_tool helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm)
+HELM=$(install_helm)
 KUBECONFORM=$(install_go_tool kubeconform "$KUBECONFORM_VERSION" github.com/yannh/kubeconform/cmd/kubeconform)
 install_promtool
 SCHEMAS=$(install_k8s_schemas)
@@ -126,5 +119,21 @@ promtool check rules "$WORK/rendered-rules.yaml"
 "$PYTHON" "$OPSUTIL" dashboard-rules "$CHART/dashboards/tracking-consumer.json" "$WORK/dashboard-rules.yaml"
 promtool check rules "$WORK/dashboard-rules.yaml"
 promtool test rules helm/alerts/alerts_test.yaml
+
+step "dashboard: grafana-foundation-sdk strict unmarshal and Validate()"
+(cd tools/dashboard-check && "$GO" build -o "$TOOLS/dashboard-check" .)
+"$TOOLS/dashboard-check" "$CHART/dashboards/tracking-consumer.json"
+# The check must be able to fail: a misspelt query field is refused by name.
+sed 's/"expr":/"exprr":/' "$CHART/dashboards/tracking-consumer.json" >"$WORK/misspelt.json"
+if "$TOOLS/dashboard-check" "$WORK/misspelt.json" >"$WORK/misspelt.out" 2>&1; then
+    echo "FAIL: dashboard-check accepted a dashboard with a misspelt field" >&2
+    exit 1
+fi
+grep -q "unexpected field 'exprr'" "$WORK/misspelt.out" || {
+    echo "FAIL: dashboard-check refused the misspelt dashboard for another reason:" >&2
+    cat "$WORK/misspelt.out" >&2
+    exit 1
+}
+echo "refused as expected: a dashboard with a misspelt field (exprr)"
 
 step "ops checks passed"

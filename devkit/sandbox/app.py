@@ -55,6 +55,7 @@ def build_app(token: str, *, prefix: str = "") -> web.Application:
     app.router.add_post(prefix + "/_sandbox/faults", post_faults)
     app.router.add_delete(prefix + "/_sandbox/faults", delete_faults)
     app.router.add_get(prefix + "/_sandbox/stats", get_stats)
+    app.router.add_get(prefix + "/_sandbox/summary", get_summary)
     return app
 
 
@@ -172,6 +173,10 @@ async def delete_faults(request: web.Request) -> web.Response:
 
 async def get_stats(request: web.Request) -> web.Response:
     return _json(200, request.app[STATE].stats())
+
+
+async def get_summary(request: web.Request) -> web.Response:
+    return _json(200, request.app[STATE].summary())
 
 
 def _parse_json(raw: bytes) -> object:

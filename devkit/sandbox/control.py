@@ -70,6 +70,12 @@ class SandboxControl:
         counts: dict[str, int] = self._request("GET", "/stats")
         return counts
 
+    def summary(self) -> dict[str, Any]:
+        """``{"calls": n, "answers": {...}, "accepted": {"status": {...}, "event": {...}},
+        "fulfillments": n}``: the 200-answered calls by kind (status update or automation
+        event) and body ``status``, and every call by answer."""
+        return self._request("GET", "/summary")
+
     def wait_for(
         self,
         condition: int | CallsPredicate,

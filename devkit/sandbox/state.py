@@ -166,6 +166,26 @@ class SandboxState:
         """Calls by status code answered (``"dropped"`` for connections closed unanswered)."""
         return dict(self.status_counts)
 
+    def summary(self) -> dict[str, Any]:
+        """What Redo accepted, the way its automations see it: the 200-answered calls split into
+        status updates and automation events, each counted by body ``status``, plus every call
+        by answer. A demo or a person at a terminal reads this instead of the whole record."""
+        accepted: dict[str, Counter[str]] = {"status": Counter(), "event": Counter()}
+        fulfillments: set[str] = set()
+        for call in self.calls:
+            body = call["body"]
+            if call["status_code"] != 200 or not isinstance(body, dict):
+                continue
+            status = str(body["status"])
+            accepted["event" if status in EVENT_TYPES else "status"][status] += 1
+            fulfillments.add(call["fulfillment_id"])
+        return {
+            "calls": len(self.calls),
+            "answers": self.stats(),
+            "accepted": {kind: dict(sorted(counts.items())) for kind, counts in accepted.items()},
+            "fulfillments": len(fulfillments),
+        }
+
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -9,6 +9,10 @@ rule-spec      read ``helm template`` output, check that the PrometheusRule's sp
                files/alerts.yaml, and write the spec out for ``promtool check rules``.
 dashboard-rules  write every PromQL expression of the Grafana dashboard as a recording rule, so
                ``promtool check rules`` parses them (Grafana's $variables replaced first).
+pod-from-deployment  read ``helm template`` output and print the Deployment's pod template as a
+               Pod (JSON), for scripts/k8s-check.sh: Pod Security only *warns* about a
+               Deployment, but it *enforces* on a Pod, so a dry-run create of this Pod in a
+               restricted namespace is the real verdict on the pods the Deployment would make.
 """
 
 from __future__ import annotations
@@ -86,6 +90,23 @@ def dashboard_rules(dashboard: Path, out: Path) -> None:
     out.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
 
 
+def pod_from_deployment(manifests: str) -> dict[str, Any]:
+    deployments = [
+        doc
+        for doc in yaml.safe_load_all(manifests)
+        if isinstance(doc, dict) and doc.get("kind") == "Deployment"
+    ]
+    if len(deployments) != 1:
+        sys.exit(f"expected one Deployment in the rendered chart, found {len(deployments)}")
+    template = deployments[0]["spec"]["template"]
+    metadata = {"name": deployments[0]["metadata"]["name"], **template.get("metadata", {})}
+    # The chart's ServiceAccount exists only in the dry run, and the ServiceAccount admission
+    # would refuse the Pod for that before Pod Security judges it (which ignores the account):
+    # the Pod runs as the namespace's default account instead.
+    spec = {k: v for k, v in template["spec"].items() if k != "serviceAccountName"}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -99,11 +120,14 @@ def main() -> None:
     board = commands.add_parser("dashboard-rules")
     board.add_argument("dashboard", type=Path)
     board.add_argument("out", type=Path)
+    commands.add_parser("pod-from-deployment", help="helm template output on stdin")
     args = parser.parse_args()
     if args.command == "k8s-schemas":
         k8s_schemas(args.wheel, args.kube_version, args.out)
     elif args.command == "rule-spec":
         rule_spec(sys.stdin.read(), args.source, args.out)
+    elif args.command == "pod-from-deployment":
+        json.dump(pod_from_deployment(sys.stdin.read()), sys.stdout)
     else:
         dashboard_rules(args.dashboard, args.out)
 
