@@ -243,15 +243,21 @@ class Pipeline:
         """Queue the timers due at ``clock``; ``skip``'s own scan job fires its timers itself,
         in the engine's order (before the scan's time, then after applying it).
 
-        Timer jobs count toward the partition's buffer: beyond its limit the rest stay due and
-        are queued by a later tick, so a clock jump over a million deadlines cannot queue a
-        million jobs at once."""
-        room = self._settings.max_buffered_per_partition - work.buffered
-        for fulfillment_id in store.due(clock):
+        Timer jobs count toward the partition's buffer: beyond their share the rest stay due
+        (not even taken off the heap) and are queued by a later call, so a clock jump over a
+        million deadlines neither queues a million jobs nor re-sorts them on every record."""
+        limit = self._settings.max_buffered_per_partition
+        # Timer jobs get at most half the buffer, so records always have room to be fetched:
+        # a flood of due timers (expiries on a busy partition) must not keep the partition
+        # paused and starve the records that move the clock and the commits.
+        room = min(limit // 2 - work.timers_queued, limit - work.buffered)
+        if room <= 0:
+            return
+        for fulfillment_id in store.due(clock, limit=room + 1):  # one more: ``skip`` may be in
             if fulfillment_id == skip:
                 continue
-            if room <= 0:
-                store.schedule(fulfillment_id)  # still due: the next tick takes it
+            if room == 0:
+                store.schedule(fulfillment_id)  # still due: the next call takes it
                 continue
             room -= 1
             work.timers_queued += 1

@@ -19,8 +19,9 @@ def _scan(fulfillment: str, at: datetime) -> TrackingEvent:
 
 
 def test_timer_jobs_count_toward_the_partition_buffer() -> None:
-    """200 shipments stall at once on a partition allowed 20 buffered: never more than 20
-    timer jobs are queued, and every stall is still reported, over several ticks."""
+    """200 shipments stall at once on a partition allowed 20 buffered: never more than half of
+    it (10) in timer jobs is queued, leaving room for records, and every stall is still
+    reported, over several ticks."""
     limit, shipments = 20, 200
 
     async def run() -> tuple[MemoryPipeline, int]:
@@ -42,7 +43,7 @@ def test_timer_jobs_count_toward_the_partition_buffer() -> None:
         return memory, peak
 
     memory, peak = asyncio.run(run())
-    assert peak == limit
+    assert peak == limit // 2
     stalled = {c.fulfillment_id for c in memory.sender.calls if c.status == "stalled_in_transit"}
     assert len(stalled) == shipments
 

@@ -137,11 +137,12 @@ class PartitionStore:
             self._scheduled[fulfillment_id] = deadline
             heapq.heappush(self._heap, (deadline, fulfillment_id))
 
-    def due(self, clock: datetime) -> list[str]:
-        """Shipments with a deadline strictly before ``clock``; each is unscheduled until the
-        caller has run its timers and calls ``schedule`` again."""
+    def due(self, clock: datetime, limit: int | None = None) -> list[str]:
+        """Shipments with a deadline strictly before ``clock``, earliest first, at most
+        ``limit``; each is unscheduled until the caller has run its timers and calls
+        ``schedule`` again. The rest stay due for the next call."""
         fired: list[str] = []
-        while self._heap and self._heap[0][0] < clock:
+        while self._heap and self._heap[0][0] < clock and (limit is None or len(fired) < limit):
             deadline, fulfillment_id = heapq.heappop(self._heap)
             if self._scheduled.get(fulfillment_id) == deadline:
                 del self._scheduled[fulfillment_id]
