@@ -1,0 +1,172 @@
+"""What a scenario runs on and breaks: the broker, a Redo sandbox that can go away, and consumer
+members that can be killed, stopped and started again, with a log of every fault injected."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from devkit.broker import LocalKafka
+from devkit.consumer_process import ConsumerProcess
+from devkit.sandbox import SandboxControl, SandboxServer
+from devkit.sandbox.control import Call
+from devkit.sandbox.state import now_iso
+
+TOKEN = "reliability-token-0123456789"
+
+
+class Redo:
+    """The Redo sandbox, which can go away (connection refused) and come back on its port.
+
+    A sandbox that stops forgets its record, so the calls it received are kept here first; the
+    baseline faults (a steady latency) are set again on every comeback."""
+
+    def __init__(self, baseline: dict[str, Any]) -> None:
+        self._baseline = baseline
+        self._archive: list[Call] = []
+        self._server: SandboxServer | None = SandboxServer(TOKEN).start()
+        self.url = self._server.url
+        port = urlsplit(self.url).port
+        assert port is not None
+        self._port = port
+        self.control = SandboxControl(self.url)
+        self.control.set_faults(**baseline)
+
+    def go_away(self) -> None:
+        assert self._server is not None, "Redo is already away"
+        self._archive.extend(self.control.calls())
+        self._server.stop()
+        self._server = None
+
+    def come_back(self) -> None:
+        assert self._server is None, "Redo is not away"
+        self._server = SandboxServer(TOKEN, port=self._port).start()
+        self.control.set_faults(**self._baseline)
+
+    def calls(self) -> list[Call]:
+        """Every call received (answered or dropped), over all the sandbox's lives, in order."""
+        live = self.control.calls() if self._server is not None else []
+        return self._archive + live
+
+    def accepted(self) -> int:
+        """Calls answered 200 so far: the progress of a run."""
+        live = self.control.stats().get("200", 0) if self._server is not None else 0
+        return sum(1 for call in self._archive if call["status_code"] == 200) + live
+
+    def reset(self) -> None:
+        """A new scenario: no record, no faults but the baseline."""
+        self._archive.clear()
+        self.control.clear_faults()
+        self.control.reset()
+        self.control.set_faults(**self._baseline)
+
+    def close(self) -> None:
+        self.control.close()
+        if self._server is not None:
+            self._server.stop()
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One injected fault: what, to whom, and when (sandbox-style ISO times, so comparable with
+    the ``received_at`` of the calls)."""
+
+    kind: str
+    target: str
+    started: str
+    ended: str
+
+
+@dataclass
+class FaultLog:
+    faults: list[Fault] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def instant(self, kind: str, target: str) -> None:
+        now = now_iso()
+        with self._lock:
+            self.faults.append(Fault(kind, target, now, now))
+
+    @contextmanager
+    def lasting(self, kind: str, target: str) -> Iterator[None]:
+        started = now_iso()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.faults.append(Fault(kind, target, started, now_iso()))
+
+    def cause(self, first: str, copy: str) -> str:
+        """The fault most likely to explain a call received at ``first`` and again at ``copy``:
+        the latest-starting one between the two."""
+        between = [f for f in self.faults if f.started <= copy and f.ended >= first]
+        return max(between, key=lambda f: f.started).kind if between else "no fault between"
+
+
+class Member:
+    """One consumer slot of the group: its incarnations share a name, a metrics port and a log,
+    and its peak RSS is the largest over all of them."""
+
+    def __init__(self, name: str, env: dict[str, str]) -> None:
+        self.name = name
+        self.process = ConsumerProcess(env)
+        self.running = False
+        self.incarnations = 0
+        self.crashes = 0
+        self._peak_rss = 0
+
+    def start(self) -> None:
+        self.process.start()
+        self.running = True
+        self.incarnations += 1
+
+    def kill(self) -> None:
+        self.sample_rss()
+        self.process.kill()
+        self.running = False
+
+    def stop(self) -> int:
+        self.sample_rss()
+        self.running = False
+        return self.process.stop()
+
+    def sample_rss(self) -> None:
+        if self.running:
+            with suppress(OSError, RuntimeError):  # exiting: its last sample stands
+                self._peak_rss = max(self._peak_rss, self.process.peak_rss_bytes())
+
+    @property
+    def peak_rss_mib(self) -> float:
+        return self._peak_rss / 2**20
+
+    def exited_on_its_own(self) -> bool:
+        """True (and counted) when a member meant to run has exited; it is then not running."""
+        if not self.running:
+            return False
+        try:
+            self.process.alive_or_fail()
+        except RuntimeError:
+            self.running = False
+            self.crashes += 1
+            return True
+        return False
+
+
+@dataclass
+class Cluster:
+    """The broker, Redo and the group's members for one scenario; ``lock`` serialises the
+    fault injectors that start and stop members."""
+
+    kafka: LocalKafka
+    bootstrap: str
+    redo: Redo
+    members: list[Member]
+    log: FaultLog = field(default_factory=FaultLog)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def running(self) -> list[Member]:
+        return [m for m in self.members if m.running]
