@@ -16,6 +16,7 @@ from reliability.run import RunSettings, environment, run_scenario
 from reliability.soak import SoakSettings, run_soak
 
 SHORT_SHIPMENTS = 300
+SHORT_PACE_S = 25.0
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -25,6 +26,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--shipments", type=int, help="5,000 (300 with --short)")
     parser.add_argument("--members", type=int, default=3, help="consumer processes (3)")
     parser.add_argument("--latency-ms", type=float, default=20.0, help="Redo's answer time (20)")
+    parser.add_argument("--pace-s", type=float, help="the stream's length unbroken (150; 25)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--soak", action="store_true", help="run the memory soak instead")
     parser.add_argument("--soak-shipments", type=int, default=SoakSettings().shipments)
@@ -46,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             shipments=args.shipments or (SHORT_SHIPMENTS if args.short else 5000),
             members=args.members,
             latency_ms=args.latency_ms,
+            pace_s=args.pace_s or (SHORT_PACE_S if args.short else RunSettings().pace_s),
             seed=args.seed,
             scale=SHORT if args.short else FULL,
         )

@@ -156,6 +156,10 @@ class Member:
         return False
 
 
+class Interrupted(RuntimeError):
+    """The scenario is being torn down: an injector stops where it is."""
+
+
 @dataclass
 class Cluster:
     """The broker, Redo and the group's members for one scenario; ``lock`` serialises the
@@ -167,6 +171,12 @@ class Cluster:
     members: list[Member]
     log: FaultLog = field(default_factory=FaultLog)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     def running(self) -> list[Member]:
         return [m for m in self.members if m.running]
+
+    def pause(self, seconds: float) -> None:
+        """An injector's sleep, cut short (raising ``Interrupted``) when the run is torn down."""
+        if self.stopping.wait(seconds):
+            raise Interrupted("the scenario is being torn down")

@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from devkit.kafka_tools import wait_until
 from reliability.cluster import Cluster
 
 
@@ -23,8 +22,8 @@ class Scale:
     broker_gap_s: tuple[float, float] = (10.0, 20.0)
     broker_down_s: tuple[float, float] = (2.0, 6.0)
     redo_gone_s: float = 120.0
-    fault_run_calls: int = 400
-    """Answers in each run of 503s and in the 429 storm."""
+    fault_run_s: float = 15.0
+    """How long each run of 503s and the 429 storm last."""
     slow_s: float = 20.0
     churn_s: float = 120.0
     churn_gap_s: tuple[float, float] = (5.0, 10.0)
@@ -39,7 +38,7 @@ SHORT = Scale(
     broker_gap_s=(1.0, 3.0),
     broker_down_s=(1.0, 2.0),
     redo_gone_s=4.0,
-    fault_run_calls=60,
+    fault_run_s=3.0,
     slow_s=4.0,
     churn_s=15.0,
     churn_gap_s=(2.0, 4.0),
@@ -52,7 +51,7 @@ Injector = Callable[[Cluster, Scale, random.Random, float], None]
 def kill_members(cluster: Cluster, scale: Scale, rng: random.Random, _timeout: float) -> None:
     """a. SIGKILL a random running member at random moments, restarting it at once."""
     for _ in range(scale.member_kills):
-        time.sleep(rng.uniform(*scale.kill_gap_s))
+        cluster.pause(rng.uniform(*scale.kill_gap_s))
         with cluster.lock:
             running = cluster.running()
             if not running:
@@ -66,11 +65,13 @@ def kill_members(cluster: Cluster, scale: Scale, rng: random.Random, _timeout: f
 def kill_broker(cluster: Cluster, scale: Scale, rng: random.Random, _timeout: float) -> None:
     """b. SIGKILL the broker and restart it on the same log dir and ports."""
     for _ in range(scale.broker_kills):
-        time.sleep(rng.uniform(*scale.broker_gap_s))
+        cluster.pause(rng.uniform(*scale.broker_gap_s))
         with cluster.log.lasting("broker SIGKILL", "broker"):
             cluster.kafka.kill()
-            time.sleep(rng.uniform(*scale.broker_down_s))
-            cluster.kafka.restart()
+            try:
+                cluster.pause(rng.uniform(*scale.broker_down_s))
+            finally:
+                cluster.kafka.restart()
 
 
 def break_redo(cluster: Cluster, scale: Scale, rng: random.Random, redo_timeout: float) -> None:
@@ -79,28 +80,29 @@ def break_redo(cluster: Cluster, scale: Scale, rng: random.Random, redo_timeout:
     redo = cluster.redo
     with cluster.log.lasting("Redo gone", "redo"):
         redo.go_away()
-        time.sleep(scale.redo_gone_s)
-        redo.come_back()
+        try:
+            cluster.pause(scale.redo_gone_s)
+        finally:
+            redo.come_back()
     runs = (
-        ("Redo 503", "fail_next", {"count": scale.fault_run_calls, "status": 503}),
-        ("Redo 503", "fail_next", {"count": scale.fault_run_calls, "status": 503}),
-        ("Redo 429", "rate_limit_next", {"count": scale.fault_run_calls, "retry_after": 1}),
+        ("Redo 503", "fail_next", {"status": 503}),
+        ("Redo 503", "fail_next", {"status": 503}),
+        ("Redo 429", "rate_limit_next", {"retry_after": 1}),
     )
     for kind, key, value in runs:
-        time.sleep(rng.uniform(0.5, 2.0))
+        cluster.pause(rng.uniform(0.5, 2.0))
         with cluster.log.lasting(kind, "redo"):
-            redo.control.set_faults(**{key: value})
-            wait_until(
-                lambda: redo.control.faults()[key]["count"] == 0,  # noqa: B023 (called here)
-                120 + scale.redo_gone_s,
-                f"the consumers to use up the {kind} answers",
-                interval=0.2,
-            )
-    baseline = redo.control.faults()
+            redo.control.set_faults(**{key: {**value, "count": 10**9}})
+            try:
+                cluster.pause(scale.fault_run_s)
+            finally:
+                redo.control.set_faults(**{key: {**value, "count": 0}})
     with cluster.log.lasting("Redo slower than timeout", "redo"):
-        redo.control.set_faults(latency_ms=redo_timeout * 1500)
-        time.sleep(scale.slow_s)
-        redo.control.set_faults(latency_ms=baseline["latency_ms"])
+        redo.control.set_faults(late_answer_ms=redo_timeout * 1500)
+        try:
+            cluster.pause(scale.slow_s)
+        finally:
+            redo.control.set_faults(late_answer_ms=0)
 
 
 def churn_members(cluster: Cluster, scale: Scale, rng: random.Random, _timeout: float) -> None:
@@ -108,7 +110,7 @@ def churn_members(cluster: Cluster, scale: Scale, rng: random.Random, _timeout: 
     of them running."""
     deadline = time.monotonic() + scale.churn_s
     while time.monotonic() < deadline:
-        time.sleep(rng.uniform(*scale.churn_gap_s))
+        cluster.pause(rng.uniform(*scale.churn_gap_s))
         with cluster.lock:
             running = cluster.running()
             idle = [m for m in cluster.members if not m.running]

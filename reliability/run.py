@@ -18,7 +18,7 @@ from devkit.broker import LocalKafka, create_topic, delete_topics
 from devkit.consumer_process import wait_fully_committed
 from devkit.kafka_tools import fully_committed, wait_until
 from devkit.scenarios import backlog, produce_in_order
-from reliability.cluster import TOKEN, Cluster, Member, Redo
+from reliability.cluster import TOKEN, Cluster, Interrupted, Member, Redo
 from reliability.faults import FULL, SCENARIOS, Scale
 from reliability.oracle import Verdict, judge
 
@@ -37,7 +37,10 @@ class RunSettings:
     partitions: int = 6
     members: int = 3
     latency_ms: float = 20.0
-    """Redo's steady answer time, so the stream lasts while the faults happen."""
+    """Redo's steady answer time."""
+    pace_s: float = 150.0
+    """Each member's REDO_RATE_LIMIT is set so that all of them would deliver the stream in
+    about this long: the stream then lasts while the faults happen."""
     redo_timeout_s: float = 2.0
     settle_timeout_s: float = 900.0
     seed: int = 1
@@ -66,11 +69,12 @@ class Row:
 
 
 def consumer_env(
-    bootstrap: str, topic: str, redo_url: str, settings: RunSettings
+    bootstrap: str, topic: str, redo_url: str, settings: RunSettings, calls: int
 ) -> dict[str, str]:
     """Production defaults except where a test run needs otherwise: old scans let through, a
     10 s session (a killed member's partitions move on sooner than librdkafka's 45 s), shorter
-    retry caps, and a Redo timeout the slow answers can exceed."""
+    retry caps, a Redo timeout the slow answers can exceed, and the pace of ``calls``."""
+    rate = calls / (settings.members * settings.pace_s)
     return {
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "KAFKA_TOPIC": topic,
@@ -79,6 +83,7 @@ def consumer_env(
         "REDO_API_URL": redo_url,
         "REDO_API_SECRET": TOKEN,
         "REDO_TIMEOUT_SECONDS": str(settings.redo_timeout_s),
+        "REDO_RATE_LIMIT": f"{rate:.1f}",
         "MAX_SCAN_AGE": "0",
         "FORWARD_SCANS": "all",
         "RETRY_MAX_SECONDS": "5",
@@ -115,11 +120,11 @@ def run_scenario(name: str, kafka: LocalKafka, redo: Redo, settings: RunSettings
     create_topic(bootstrap, topic, settings.partitions)
     produce_in_order(bootstrap, topic, records)
     redo.reset()
-    env = consumer_env(bootstrap, topic, redo.url, settings)
+    expected = sum(scenario.expected_statuses().values())
+    env = consumer_env(bootstrap, topic, redo.url, settings, expected)
     group = env["KAFKA_GROUP_ID"]
     members = [Member(f"m{i + 1}", env) for i in range(settings.members)]
     cluster = Cluster(kafka, bootstrap, redo, members)
-    expected = sum(scenario.expected_statuses().values())
     settle_s: float | None = None
     mid_stream = False
     error: str | None = None
@@ -134,10 +139,15 @@ def run_scenario(name: str, kafka: LocalKafka, redo: Redo, settings: RunSettings
                     pool.submit(inject, cluster, settings.scale, rng, settings.redo_timeout_s)
                     for inject in injectors
                 ]
-                while wait(futures, _SAMPLE_INTERVAL_S, FIRST_EXCEPTION).not_done:
-                    _heal(cluster)
-                for future in futures:
-                    future.result()
+                try:
+                    while wait(futures, _SAMPLE_INTERVAL_S, FIRST_EXCEPTION).not_done:
+                        _heal(cluster)
+                finally:
+                    cluster.stopping.set()  # the others stop too if one failed (or Ctrl-C)
+                failures = [e for e in (f.exception() for f in futures) if e is not None]
+                causes = [e for e in failures if not isinstance(e, Interrupted)] or failures
+                if causes:
+                    raise causes[0]
             last_fault = time.monotonic()
             mid_stream = not fully_committed(bootstrap, group, topic)
             _settle(cluster, group, topic, settings.settle_timeout_s)
