@@ -100,6 +100,14 @@ class ConsumerProcess:
             f"consumer ready (log: {self.tail()})",
         )
 
+    def wait_assigned(self, timeout: float = 60) -> None:
+        """Wait until the group gave this member partitions (its rebalance is over)."""
+        wait_until(
+            lambda: self.alive_or_fail() and (self.metric("tracking_assigned_partitions") or 0) > 0,
+            timeout,
+            f"partitions assigned to consumer {self.pid}; its log:\n{self.tail()}",
+        )
+
     def alive_or_fail(self) -> bool:
         """True while the process runs; raises with its log tail once it has exited."""
         assert self._process is not None

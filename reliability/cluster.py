@@ -4,6 +4,7 @@ members that can be killed, stopped and started again, with a log of every fault
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -17,6 +18,9 @@ from devkit.sandbox.control import Call
 from devkit.sandbox.state import now_iso
 
 TOKEN = "reliability-token-0123456789"
+NO_FAULT = "no fault between"
+_IN_PROGRESS_S = 0.5
+"""Long enough for a request already past the sandbox's fault checks to be answered."""
 
 
 class Redo:
@@ -37,7 +41,11 @@ class Redo:
         self.control.set_faults(**baseline)
 
     def go_away(self) -> None:
+        """Drop every request first, so no call is accepted between keeping the record and
+        stopping the listener."""
         assert self._server is not None, "Redo is already away"
+        self.control.set_faults(drop_next=10**9)
+        time.sleep(_IN_PROGRESS_S + self._baseline.get("latency_ms", 0) / 1000)
         self._archive.extend(self.control.calls())
         self._server.stop()
         self._server = None
@@ -104,7 +112,7 @@ class FaultLog:
         """The fault most likely to explain a call received at ``first`` and again at ``copy``:
         the latest-starting one between the two."""
         between = [f for f in self.faults if f.started <= copy and f.ended >= first]
-        return max(between, key=lambda f: f.started).kind if between else "no fault between"
+        return max(between, key=lambda f: f.started).kind if between else NO_FAULT
 
 
 class Member:

@@ -115,14 +115,17 @@ def churn_members(cluster: Cluster, scale: Scale, rng: random.Random, _timeout: 
             running = cluster.running()
             idle = [m for m in cluster.members if not m.running]
             leave = not idle or (len(running) > scale.min_members and rng.random() < 0.5)
+            # Each lasts until its rebalance is over: a call of the leaver's shutdown, or of the
+            # revoke a join causes, may be sent again by the partition's next owner.
             if leave:
                 member = rng.choice(running)
-                cluster.log.instant("member leave", member.name)
-                member.stop()
+                with cluster.log.lasting("member leave", member.name):
+                    member.stop()
             else:
                 member = rng.choice(idle)
-                cluster.log.instant("member join", member.name)
-                member.start()
+                with cluster.log.lasting("member join", member.name):
+                    member.start()
+                    member.process.wait_assigned()
 
 
 SCENARIOS: dict[str, tuple[str, tuple[Injector, ...]]] = {

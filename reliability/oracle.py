@@ -18,7 +18,7 @@ from itertools import pairwise
 
 from devkit.sandbox.control import Call
 from devkit.scenarios import EVENT_STATUSES, CallKey, Scenario, explain
-from reliability.cluster import FaultLog
+from reliability.cluster import NO_FAULT, FaultLog
 
 _EXAMPLES = 5
 
@@ -37,6 +37,9 @@ class Verdict:
     """Accepted calls the oracle does not have (e.g. a false stall)."""
     duplicate_causes: Counter[str] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
+    """Why the run failed (missing, reordered) or what to look at (unexpected calls)."""
+    unexplained: list[str] = field(default_factory=list)
+    """Duplicates with no fault between their copies, explained with their stories."""
 
     @property
     def missing(self) -> int:
@@ -57,6 +60,7 @@ def judge(scenario: Scenario, calls: Iterable[Call], log: FaultLog, now: datetim
     first_at: dict[CallKey, str] = {}
     copies: Counter[CallKey] = Counter()
     firsts: dict[str, list[CallKey]] = defaultdict(list)
+    lonely: list[tuple[CallKey, str, str]] = []
     for call in calls:
         if call["status_code"] != 200:
             continue
@@ -69,7 +73,10 @@ def judge(scenario: Scenario, calls: Iterable[Call], log: FaultLog, now: datetim
             is_event = key[1] in EVENT_STATUSES
             verdict.duplicate_events += is_event
             verdict.duplicate_statuses += not is_event
-            verdict.duplicate_causes[log.cause(first_at[key], call["received_at"])] += 1
+            cause = log.cause(first_at[key], call["received_at"])
+            verdict.duplicate_causes[cause] += 1
+            if cause == NO_FAULT:
+                lonely.append((key, first_at[key], call["received_at"]))
         else:
             first_at[key] = call["received_at"]
             firsts[key[0]].append(key)
@@ -91,6 +98,10 @@ def judge(scenario: Scenario, calls: Iterable[Call], log: FaultLog, now: datetim
         verdict.problems.append(
             f"{verdict.unexpected} unexpected:\n{explain(unexpected, scenario, _EXAMPLES)}"
         )
+    verdict.unexplained = [
+        f"received at {first} and again at {again}: {explain([key], scenario)}"
+        for key, first, again in lonely[:_EXAMPLES]
+    ]
     return verdict
 
 

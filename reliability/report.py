@@ -40,6 +40,9 @@ def problems(rows: Sequence[Row]) -> str:
     parts = []
     for row in rows:
         found = ([row.error] if row.error else []) + row.verdict.problems
+        if row.verdict.unexplained:
+            found.append("duplicates with no fault between their copies, e.g.:")
+            found += row.verdict.unexplained
         if not row.mid_stream:
             found.append("the stream was all committed before the last fault ended")
         if found:
