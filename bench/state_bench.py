@@ -32,7 +32,7 @@ from consumer.producer import AsyncProducer
 from consumer.rules import RulesConfig, ShipmentState
 from consumer.state.changelog import Changelog
 from consumer.state.codec import encode_state
-from consumer.state.store import PartitionStore
+from consumer.state.store import PartitionStore, RestoredStates
 from devkit.broker import kafka_cluster
 
 WRITE_WINDOW = 5_000
@@ -102,7 +102,7 @@ async def write_all(changelog: Changelog, count: int, partitions: int) -> int:
     async def write(state: ShipmentState) -> None:
         try:
             partition = zlib.crc32(state.fulfillment_id.encode()) % partitions
-            await changelog.write(partition, state.fulfillment_id, state)
+            await changelog.write(partition, state.fulfillment_id, state, offset=0)
         finally:
             window.release()
 
@@ -145,10 +145,10 @@ def traced_memory(changelog: Changelog, partitions: int) -> tuple[int, int]:
         traced = tracemalloc.get_traced_memory()[0] - baseline
     finally:
         tracemalloc.stop()
-    return traced, sum(len(store.states) for store in stores)
+    return traced, sum(len(store) for store in stores)
 
 
-def build_stores(restored: list[dict[str, ShipmentState]]) -> list[PartitionStore]:
+def build_stores(restored: list[RestoredStates]) -> list[PartitionStore]:
     """What ``Pipeline.attach`` builds per partition: the states and their timer heap."""
     return [PartitionStore(RulesConfig(), part) for part in restored]
 
@@ -176,7 +176,7 @@ def run(bootstrap: str, shipments: int, partitions: int) -> Result:
         stores = build_stores(restored)
         gc.collect()
         rss = rss_bytes() - rss_before
-        count = sum(len(store.states) for store in stores)
+        count = sum(len(store) for store in stores)
         if count != shipments:
             raise RuntimeError(f"restored {count} states, wrote {shipments}")
         del restored, stores

@@ -1,16 +1,23 @@
-"""The compacted changelog topic that makes per-shipment state durable (DESIGN §4).
+"""The compacted changelog topic that makes per-shipment state durable.
 
 A shipment's state record goes to the same partition number as its input records (explicit
 partition, never the partitioner), so restoring input partition p means reading changelog
 partition p from the beginning to its end. A tombstone (null value) removes an expired shipment;
 compaction keeps the topic as small as the live state.
+
+Every record (tombstones too) carries, in the ``state.input.offset`` header, the input offset
+its state reflects. A member that lost a partition may still land one late write after the new
+owner wrote a newer state; restore keeps, per shipment, the record with the highest input offset
+(the later one on a tie), so such a write cannot roll the state back, and asks for the newest
+state to be written again so that compaction, which keeps a key's last record, keeps it too.
+A record that cannot be read is quarantined: logged, counted, skipped.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
@@ -21,10 +28,16 @@ from consumer.errors import ConfigError
 from consumer.producer import AsyncProducer
 from consumer.rules import ShipmentState
 from consumer.state.codec import StateDecodeError, decode_state, encode_state
+from consumer.state.store import NO_OFFSET, RestoredStates
 
 log = logging.getLogger(__name__)
 
 RESTORE_BATCH = 1000
+OFFSET_HEADER = "state.input.offset"
+
+
+class RestoreCancelled(Exception):
+    """The partition was revoked while its state was being restored."""
 
 
 def ensure_changelog(config: Mapping[str, Any], topic: str, *, input_topic: str) -> None:
@@ -67,54 +80,112 @@ class Changelog:
             "enable.partition.eof": "false",
         }
 
-    async def write(self, partition: int, fulfillment_id: str, state: ShipmentState | None) -> None:
-        """Store (or, with None, tombstone) a shipment's state and wait for the broker's ack."""
+    async def write(
+        self, partition: int, fulfillment_id: str, state: ShipmentState | None, *, offset: int
+    ) -> None:
+        """Store (or, with None, tombstone) a shipment's state reflecting input records up to
+        ``offset``, and wait for the broker's ack."""
         value = None if state is None else encode_state(state)
         await self._producer.produce(
-            self.topic, value, key=fulfillment_id.encode(), partition=partition
+            self.topic,
+            value,
+            key=fulfillment_id.encode(),
+            partition=partition,
+            headers=((OFFSET_HEADER, str(offset).encode()),),
         )
 
-    def restore(self, partition: int) -> dict[str, ShipmentState]:
-        """Read changelog partition ``partition`` to its end (blocking; run it off the loop)."""
+    def restore(
+        self, partition: int, *, cancelled: Callable[[], bool] = lambda: False
+    ) -> RestoredStates:
+        """Read changelog partition ``partition`` to its end (blocking; run it off the loop).
+        Raises ``RestoreCancelled`` soon after ``cancelled()`` turns true."""
         started = time.monotonic()
         consumer = Consumer(dict(self._consumer_config))
-        states: dict[str, ShipmentState] = {}
+        restored = RestoredStates()
         try:
             tp = TopicPartition(self.topic, partition)
             low, high = consumer.get_watermark_offsets(tp, timeout=30)
             if high > low:
                 consumer.assign([TopicPartition(self.topic, partition, OFFSET_BEGINNING)])
-                self._read_until(consumer, high, states)
+                _Replay(restored).read_until(consumer, high, cancelled)
         finally:
             consumer.close()
         elapsed = time.monotonic() - started
         metrics.STATE_RESTORE_DURATION.observe(elapsed)
         log.info(
             "restored %d shipments in %.2fs",
-            len(states),
+            len(restored.states),
             elapsed,
-            extra={"topic": self.topic, "partition": partition},
+            extra={
+                "topic": self.topic,
+                "partition": partition,
+                "quarantined": restored.quarantined,
+            },
         )
-        return states
+        return restored
 
-    @staticmethod
-    def _read_until(consumer: Consumer, high: int, states: dict[str, ShipmentState]) -> None:
+
+class _Replay:
+    """Applies changelog records in log order, keeping the newest state per shipment."""
+
+    def __init__(self, restored: RestoredStates) -> None:
+        self._restored = restored
+        self._tombstoned: dict[str, int] = {}  # the input offset of each shipment's tombstone
+        self._rewrite: set[str] = set()
+
+    def read_until(self, consumer: Consumer, high: int, cancelled: Callable[[], bool]) -> None:
         """Apply records until the position reaches ``high`` (compaction may leave gaps)."""
         assigned = consumer.assignment()
         while consumer.position(assigned)[0].offset < high:
+            if cancelled():
+                raise RestoreCancelled()
             for message in consumer.consume(RESTORE_BATCH, 1.0):
                 if message.error() is not None:
                     log.warning("changelog read error: %s", message.error())
                     continue
                 key = message.key()
-                if key is None:
-                    continue
-                fulfillment_id = key.decode("utf-8", "replace")
-                value = message.value()
-                if value is None:
-                    states.pop(fulfillment_id, None)
-                    continue
-                try:
-                    states[fulfillment_id] = decode_state(value)
-                except StateDecodeError as exc:
-                    log.error("skipping unreadable state of %s: %s", fulfillment_id, exc)
+                if key is not None:
+                    self._apply(message, key.decode("utf-8", "replace"))
+        self._restored.rewrite = sorted(self._rewrite & set(self._restored.states))
+
+    def _apply(self, message: Any, fulfillment_id: str) -> None:
+        restored = self._restored
+        offset = _input_offset(message.headers())
+        newest = max(
+            restored.offsets.get(fulfillment_id, NO_OFFSET),
+            self._tombstoned.get(fulfillment_id, NO_OFFSET),
+        )
+        if offset < newest:
+            self._rewrite.add(fulfillment_id)  # a former owner's late write: keep the newer
+            return
+        self._rewrite.discard(fulfillment_id)
+        value = message.value()
+        if value is None:
+            restored.states.pop(fulfillment_id, None)
+            restored.offsets.pop(fulfillment_id, None)
+            self._tombstoned[fulfillment_id] = offset
+            return
+        try:
+            state = decode_state(value)
+        except StateDecodeError as exc:
+            restored.quarantined += 1
+            metrics.STATES_QUARANTINED.labels(reason="unreadable").inc()
+            log.error(
+                "changelog state set aside: %s",
+                exc,
+                extra={"fulfillment_id": fulfillment_id, "offset": message.offset()},
+            )
+            return
+        self._tombstoned.pop(fulfillment_id, None)
+        restored.states[fulfillment_id] = state
+        restored.offsets[fulfillment_id] = offset
+
+
+def _input_offset(headers: list[tuple[str, bytes]] | None) -> int:
+    for name, value in headers or ():
+        if name == OFFSET_HEADER:
+            try:
+                return int(value)
+            except ValueError:
+                return NO_OFFSET
+    return NO_OFFSET

@@ -38,7 +38,7 @@ def decode_state(value: bytes) -> ShipmentState:
     schema = load_schema(_SCHEMA_NAME)
     try:
         record = fastavro.schemaless_reader(io.BytesIO(value[1:]), schema, schema)
-    except (EOFError, ValueError, IndexError, UnicodeDecodeError) as exc:
+    except (EOFError, ValueError, IndexError, KeyError, TypeError, OverflowError) as exc:
         raise StateDecodeError(f"corrupt state record: {exc}") from exc
     assert isinstance(record, dict)
     return _from_record(record)
