@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,7 +16,7 @@ from devkit.broker import LocalKafka
 from devkit.consumer_process import ConsumerProcess
 from devkit.sandbox import SandboxControl, SandboxServer
 from devkit.sandbox.control import Call
-from devkit.sandbox.state import now_iso
+from devkit.scenarios import iso
 
 TOKEN = "reliability-token-0123456789"
 NO_FAULT = "no fault between"
@@ -80,38 +81,47 @@ class Redo:
 
 @dataclass(frozen=True)
 class Fault:
-    """One injected fault: what, to whom, and when (sandbox-style ISO times, so comparable with
-    the ``received_at`` of the calls)."""
+    """One injected fault: what, to whom, when, and how far its consequences may reach (ISO
+    times in the sandbox's format, so comparable with the ``received_at`` of the calls)."""
 
     kind: str
     target: str
     started: str
     ended: str
+    reach: str
 
 
 @dataclass
 class FaultLog:
+    """The faults of a scenario. A fault's consequences reach ``aftermath_s`` past its end: the
+    group's session timeout, within which a member it cut off is declared dead and its
+    partitions move (after a broker restart, say)."""
+
+    aftermath_s: float
     faults: list[Fault] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def instant(self, kind: str, target: str) -> None:
-        now = now_iso()
-        with self._lock:
-            self.faults.append(Fault(kind, target, now, now))
+        self._add(kind, target, datetime.now(UTC))
 
     @contextmanager
     def lasting(self, kind: str, target: str) -> Iterator[None]:
-        started = now_iso()
+        started = datetime.now(UTC)
         try:
             yield
         finally:
-            with self._lock:
-                self.faults.append(Fault(kind, target, started, now_iso()))
+            self._add(kind, target, started)
+
+    def _add(self, kind: str, target: str, started: datetime) -> None:
+        ended = datetime.now(UTC)
+        reach = ended + timedelta(seconds=self.aftermath_s)
+        with self._lock:
+            self.faults.append(Fault(kind, target, iso(started), iso(ended), iso(reach)))
 
     def cause(self, first: str, copy: str) -> str:
         """The fault most likely to explain a call received at ``first`` and again at ``copy``:
-        the latest-starting one between the two."""
-        between = [f for f in self.faults if f.started <= copy and f.ended >= first]
+        the latest-starting one whose reach overlaps the time between the two."""
+        between = [f for f in self.faults if f.started <= copy and f.reach >= first]
         return max(between, key=lambda f: f.started).kind if between else NO_FAULT
 
 
@@ -177,7 +187,7 @@ class Cluster:
     bootstrap: str
     redo: Redo
     members: list[Member]
-    log: FaultLog = field(default_factory=FaultLog)
+    log: FaultLog
     lock: threading.Lock = field(default_factory=threading.Lock)
     stopping: threading.Event = field(default_factory=threading.Event)
 

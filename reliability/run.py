@@ -18,7 +18,7 @@ from devkit.broker import LocalKafka, create_topic, delete_topics
 from devkit.consumer_process import wait_fully_committed
 from devkit.kafka_tools import fully_committed, wait_until
 from devkit.scenarios import backlog, produce_in_order
-from reliability.cluster import TOKEN, Cluster, Interrupted, Member, Redo
+from reliability.cluster import TOKEN, Cluster, FaultLog, Interrupted, Member, Redo
 from reliability.faults import FULL, SCENARIOS, Scale
 from reliability.oracle import Verdict, judge
 
@@ -124,7 +124,8 @@ def run_scenario(name: str, kafka: LocalKafka, redo: Redo, settings: RunSettings
     env = consumer_env(bootstrap, topic, redo.url, settings, expected)
     group = env["KAFKA_GROUP_ID"]
     members = [Member(f"m{i + 1}", env) for i in range(settings.members)]
-    cluster = Cluster(kafka, bootstrap, redo, members)
+    aftermath_s = int(env["KAFKA_SESSION_TIMEOUT_MS"]) / 1000
+    cluster = Cluster(kafka, bootstrap, redo, members, FaultLog(aftermath_s))
     settle_s: float | None = None
     mid_stream = False
     error: str | None = None
