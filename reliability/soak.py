@@ -41,6 +41,7 @@ defaults:
 """
 LEVEL_GROWTH = 1.25
 """Levelled off: the second half of the stream peaks at most this much above the first half."""
+KEPT_UP = 0.99
 _COLUMNS = ("seconds", "shipments_produced", "records_consumed", "in_state", "changelog", "rss_mib")
 
 
@@ -97,7 +98,10 @@ def run_soak(settings: SoakSettings) -> tuple[str, bool]:
         stack.callback(producer.join)
         producer.start()
         changelog = f"{group}.{topic}.state"
-        samples = list(_sample(proc, producer, bootstrap, changelog, settings))
+        samples = []
+        for sample in _sample(proc, producer, bootstrap, changelog, settings):
+            print(sample, flush=True)  # a long run shows where it stands
+            samples.append(sample)
         proc.stop()
     settings.out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = settings.out_dir / "soak.csv"
@@ -264,6 +268,11 @@ def _summary(
         f"{settings.tail_s:.0f} s after it stopped: in state {last.in_state:,}, "
         f"changelog {last.changelog:,}, RSS {last.rss_mib:.0f} MiB",
     ]
+    kept_up = last.records_consumed >= KEPT_UP * stream.records
+    lines.append(
+        f"the consumer kept up (consumed ≥ {KEPT_UP:.0%} of the scans by the end): "
+        + ("met" if kept_up else "**not met**: the curves below say nothing about expiry")
+    )
     for name, values in (
         ("shipments in state", [float(s.in_state) for s in during]),
         ("RSS", [s.rss_mib for s in during]),
