@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench broker-fetch image image-check k8s-check clean
+.PHONY: install demo test lint bench reliability broker-fetch image image-check k8s-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ lint: install
 
 bench: install
 	$(PY) -m bench $(BENCH_ARGS)
+
+# The reliability suite (RELIABILITY.md); SOAK=1 runs the long-run memory soak instead.
+reliability: install
+	$(PY) -m reliability $(if $(SOAK),--soak) $(RELIABILITY_ARGS)
 
 broker-fetch: install
 	$(PY) -m devkit.broker fetch

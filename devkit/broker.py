@@ -24,7 +24,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from types import FrameType, TracebackType
 
@@ -213,6 +213,7 @@ class LocalKafka:
         self._proc: subprocess.Popen[bytes] | None = None
         self._work_dir: Path | None = None
         self._port: int | None = None
+        self._ports: tuple[int, int] | None = None  # broker, controller: kept across kill()
 
     @property
     def bootstrap_servers(self) -> str:
@@ -261,6 +262,32 @@ class LocalKafka:
         if crashed:
             raise BrokerError(report)
 
+    def kill(self) -> None:
+        """SIGKILL the broker, as a crash would: no shutdown, and the work dir, log dir and ports
+        are kept for `restart()`."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            raise BrokerError("LocalKafka is not running")
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    def restart(self) -> str:
+        """Start a killed broker again on the same ports and log dir (the recovery path of a
+        crashed node); returns the bootstrap address, unchanged."""
+        if self._proc is not None:
+            raise BrokerError("LocalKafka is still running; kill() it first")
+        if self._ports is None or self._work_dir is None:
+            raise BrokerError("LocalKafka was never started")
+        try:
+            self._launch(
+                _require_tool("java", "Java"), ensure_kafka_libs(cache_dir=self._cache_dir)
+            )
+        except BaseException:
+            self._shutdown()
+            raise
+        return self.bootstrap_servers
+
     def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
         """The last lines of the broker log and of the JVM's own stdout/stderr."""
         if self._work_dir is None:
@@ -289,11 +316,18 @@ class LocalKafka:
         broker_port, controller_port = pick_free_ports(2)
         work_dir = Path(tempfile.mkdtemp(prefix="tracking-kafka-"))
         self._work_dir = work_dir
+        self._ports = (broker_port, controller_port)
         properties = work_dir / "server.properties"
         properties.write_text(_server_properties(broker_port, controller_port, work_dir / "data"))
-        java_command = _java_command(java, libs, self._heap, work_dir)
-        self._format_storage(java_command, properties)
-        with (work_dir / "console.log").open("wb") as console:
+        self._format_storage(_java_command(java, libs, self._heap, work_dir), properties)
+        self._launch(java, libs)
+
+    def _launch(self, java: str, libs: Path) -> None:
+        """Run the JVM on the formatted work dir and wait until it answers."""
+        assert self._work_dir is not None and self._ports is not None
+        java_command = _java_command(java, libs, self._heap, self._work_dir)
+        properties = self._work_dir / "server.properties"
+        with (self._work_dir / "console.log").open("ab") as console:
             self._proc = subprocess.Popen(
                 [*java_command, "kafka.Kafka", str(properties)],
                 stdin=subprocess.DEVNULL,
@@ -301,8 +335,8 @@ class LocalKafka:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self._port = broker_port
-        self._await_ready(self._proc, broker_port)
+        self._port = self._ports[0]
+        self._await_ready(self._proc, self._port)
 
     def _format_storage(self, java_command: list[str], properties: Path) -> None:
         command = [
@@ -345,7 +379,7 @@ class LocalKafka:
         return f"the Kafka broker exited with code {code}\n{self.log_tail()}"
 
     def _shutdown(self) -> None:
-        proc, self._proc, self._port = self._proc, None, None
+        proc, self._proc, self._port, self._ports = self._proc, None, None, None
         if proc is not None:
             _terminate(proc)
         if self._work_dir is not None:

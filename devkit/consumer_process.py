@@ -55,10 +55,17 @@ class ConsumerProcess:
 
     def peak_rss_bytes(self) -> int:
         """The process's peak resident set size so far (``VmHWM`` of /proc/<pid>/status)."""
+        return self._status_bytes("VmHWM")
+
+    def rss_bytes(self) -> int:
+        """The process's resident set size now (``VmRSS``): a soak's memory curve."""
+        return self._status_bytes("VmRSS")
+
+    def _status_bytes(self, field: str) -> int:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024  # the kernel reports kB
-        raise RuntimeError(f"no VmHWM in /proc/{self.pid}/status")
+        raise RuntimeError(f"no {field} in /proc/{self.pid}/status")
 
     def probe(self, path: str) -> int | None:
         """HTTP status of ``path`` on the metrics port, or None while it does not answer."""
@@ -91,6 +98,14 @@ class ConsumerProcess:
             lambda: self.alive_or_fail() and self.probe("/readyz") == 200,
             timeout,
             f"consumer ready (log: {self.tail()})",
+        )
+
+    def wait_assigned(self, timeout: float = 60) -> None:
+        """Wait until the group gave this member partitions (its rebalance is over)."""
+        wait_until(
+            lambda: self.alive_or_fail() and (self.metric("tracking_assigned_partitions") or 0) > 0,
+            timeout,
+            f"partitions assigned to consumer {self.pid}; its log:\n{self.tail()}",
         )
 
     def alive_or_fail(self) -> bool:

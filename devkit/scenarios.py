@@ -36,6 +36,8 @@ CARRIERS = ("UPS", "USPS", "FEDEX")
 CITIES = (("Memphis", "TN"), ("Louisville", "KY"), ("Chicago", "IL"), ("Dallas", "TX"))
 LONGEST_STORY = timedelta(days=12)
 """No story's scans span more than this, so a whole story fits in the backlog window."""
+_LONGEST_IN_TRANSIT_GAP = timedelta(hours=20)
+"""The longest gap ``_Writer.travel`` leaves between two in-transit scans after the first."""
 
 CallKey = tuple[str, str, str]
 """A Redo call as compared: (fulfillment ID, body ``status``, body ``datetime``)."""
@@ -196,25 +198,35 @@ def received(calls: Iterable[Mapping[str, Any]]) -> tuple[Counter[CallKey], Coun
 
 
 def backlog(
-    shipments: int, *, end: datetime, days: int = 30, seed: int = 11, prefix: str = "shp"
+    shipments: int,
+    *,
+    end: datetime,
+    days: int = 30,
+    seed: int = 11,
+    prefix: str = "shp",
+    extra_in_transit: int = 0,
 ) -> Scenario:
     """``shipments`` stories whose scans all fall in the ``days`` before ``end``.
 
     About a quarter of the delivered stories get a repeated scan and a quarter a late scan. Put
     ``end`` several days before the wall clock so every deadline has passed when the test runs.
+    ``extra_in_transit`` more in-transit scans per story (each under a day after the last) make
+    a longer stream over as many shipments, with the same rule calls.
     """
-    if timedelta(days=days) <= LONGEST_STORY:
-        raise ValueError(f"days must exceed {LONGEST_STORY.days}")
+    longest = LONGEST_STORY + extra_in_transit * _LONGEST_IN_TRANSIT_GAP
+    if timedelta(days=days) <= longest:
+        raise ValueError(f"days must exceed {longest.days}")
     rng = random.Random(seed)
     first_start = _whole_second(end - timedelta(days=days))
-    span = int((timedelta(days=days) - LONGEST_STORY).total_seconds())
+    span = int((timedelta(days=days) - longest).total_seconds())
     kinds = list(KIND_WEIGHTS)
     weights = list(KIND_WEIGHTS.values())
     stories = []
     for number in range(shipments):
         kind = rng.choices(kinds, weights)[0]
         start = first_start + timedelta(seconds=rng.randrange(span))
-        story = _STORIES[kind](_Writer(f"{prefix}-{number:05d}", rng, start))
+        writer = _Writer(f"{prefix}-{number:05d}", rng, start, extra_in_transit=extra_in_transit)
+        story = _STORIES[kind](writer)
         stories.append(_with_extras(story, rng))
     return Scenario(tuple(stories))
 
@@ -253,9 +265,16 @@ class _Writer:
     """Writes one shipment's scans, each a gap after the previous one."""
 
     def __init__(
-        self, fulfillment_id: str, rng: random.Random, start: datetime, carrier: str | None = None
+        self,
+        fulfillment_id: str,
+        rng: random.Random,
+        start: datetime,
+        carrier: str | None = None,
+        *,
+        extra_in_transit: int = 0,
     ) -> None:
         self.fulfillment_id = fulfillment_id
+        self.extra_in_transit = extra_in_transit
         self.rng = rng
         self.at = _whole_second(start)
         self.carrier = carrier or rng.choice(CARRIERS)
@@ -285,10 +304,11 @@ class _Writer:
         return timedelta(seconds=round(self.rng.uniform(low, high) * 3600))
 
     def travel(self, in_transit: int) -> None:
-        """Pre-transit, then ``in_transit`` in-transit scans, each under a day apart."""
+        """Pre-transit, then ``in_transit`` (+ the writer's extra) in-transit scans, each under
+        a day apart."""
         self.scan(ShipmentStatus.PRE_TRANSIT, timedelta(0))
         self.scan(ShipmentStatus.IN_TRANSIT, self.hours(2, 30))
-        for _ in range(in_transit - 1):
+        for _ in range(in_transit - 1 + self.extra_in_transit):
             self.scan(ShipmentStatus.IN_TRANSIT, self.hours(3, 20))
 
     def deliver(self) -> datetime:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from devkit import broker
+from devkit import broker, kafka_tools
 
 PARTITIONS = 3
 PER_PARTITION = 4
@@ -110,3 +110,17 @@ def test_kafka_cluster_uses_configured_bootstrap_without_starting_a_broker(
     monkeypatch.setattr(broker, "LocalKafka", refuse_to_start)
     with broker.kafka_cluster() as bootstrap:
         assert bootstrap == "kafka-a:9092,kafka-b:9092"
+
+
+@pytest.mark.broker
+def test_a_killed_broker_restarts_on_its_ports_with_its_data() -> None:
+    """`kill()` is a crash (SIGKILL), `restart()` the node coming back: same address, same log
+    dir, so acknowledged records are still there (the reliability suite's scenario b)."""
+    with broker.LocalKafka() as kafka:
+        bootstrap = kafka.bootstrap_servers
+        broker.create_topic(bootstrap, "survives", 1)
+        produced = kafka_tools.produce(bootstrap, "survives", [(b"k", b"v")] * 5)
+        kafka.kill()
+        assert not broker.broker_responds(bootstrap, timeout=1.0)
+        assert kafka.restart() == bootstrap
+        assert kafka_tools.end_offsets(bootstrap, "survives") == {0: produced}

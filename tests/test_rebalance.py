@@ -34,14 +34,6 @@ def produce_steadily(bootstrap: str, topic: str, events: Sequence[TrackingEvent]
         time.sleep(CHUNK_INTERVAL_SECONDS)
 
 
-def wait_assigned(proc: ConsumerProcess) -> None:
-    wait_until(
-        lambda: proc.alive_or_fail() and (proc.metric("tracking_assigned_partitions") or 0) > 0,
-        60,
-        f"partitions assigned to consumer {proc.pid}; its log:\n{proc.tail()}",
-    )
-
-
 def test_members_joining_and_leaving_mid_stream_lose_and_reorder_nothing(
     kafka_bootstrap: str, new_topic: Callable[..., str], sandbox: SandboxControl, consumer_env: Env
 ) -> None:
@@ -59,14 +51,14 @@ def test_members_joining_and_leaving_mid_stream_lose_and_reorder_nothing(
     with ExitStack() as stack:
         first = stack.enter_context(ConsumerProcess(env))
         second = stack.enter_context(ConsumerProcess(env))
-        wait_assigned(first)
-        wait_assigned(second)
+        first.wait_assigned()
+        second.wait_assigned()
         background = stack.enter_context(ThreadPoolExecutor(max_workers=1))
         producing = background.submit(produce_steadily, kafka_bootstrap, topic, events)
 
         wait_until(lambda: delivered() >= total // 5, 120, f"{total // 5} calls before the join")
         third = stack.enter_context(ConsumerProcess(env))
-        wait_assigned(third)
+        third.wait_assigned()
 
         wait_until(lambda: delivered() >= total // 2, 120, f"{total // 2} calls before the leave")
         assert first.stop() == 0
@@ -115,7 +107,7 @@ def test_a_member_joining_during_a_redo_outage_leaves_the_group_able_to_recover(
         )
         failed_before_join = len(sandbox.calls(status_code=503))
         second = stack.enter_context(ConsumerProcess(env))
-        wait_assigned(second)
+        second.wait_assigned()
         wait_until(
             lambda: len(sandbox.calls(status_code=503)) >= failed_before_join + 10,
             60,

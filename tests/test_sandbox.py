@@ -272,6 +272,21 @@ def test_latency_delays_the_answer(sandbox_server: SandboxServer, sandbox: Sandb
     assert time.monotonic() - started >= 0.3
 
 
+def test_a_late_answer_is_applied_before_the_client_gives_up(
+    sandbox_server: SandboxServer, sandbox: SandboxControl
+) -> None:
+    sandbox.set_faults(late_answer_ms=2000)
+    with pytest.raises(httpx.TimeoutException):
+        httpx.post(
+            f"{sandbox_server.url}/stores/s/orders/o/fulfillments/f/shipment-status",
+            json={"status": "in_transit"},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            timeout=0.2,
+        )
+    assert [call["status_code"] for call in sandbox.calls()] == [200]
+    assert sandbox.fulfillments()[0]["fulfillment"]["status"] == "in_transit"
+
+
 @pytest.mark.parametrize(
     "faults",
     [

@@ -9,7 +9,9 @@ A request to the endpoint goes through these steps, first answer wins:
 4. 401 unless ``Authorization: Bearer <token>`` matches the current token;
 5. 400 for an empty path segment, a body that is not JSON, or one that breaks the request schema;
 6. 404 for a fulfillment listed in ``not_found``;
-7. 200 with the fulfillment, valid against the response schema.
+7. 200 with the fulfillment, valid against the response schema; with ``late_answer_ms`` the
+   update is applied and recorded at once but the answer waits that long (Redo did the work,
+   the client may have timed out: a retry is then a duplicate).
 
 Every answered (or dropped) request is recorded. The control API under ``/_sandbox/`` is not
 authenticated; it lives under the same prefix as the endpoint so one base URL reaches both.
@@ -112,7 +114,10 @@ async def update_fulfillment_status(request: web.Request) -> web.StreamResponse:
         return answer(404, _error_payload(404, "fulfillment not found"))
     fulfillment = state.fulfillment(key, received_at)
     fulfillment.apply(valid, received_at)
-    return answer(200, {"success": True, "fulfillment": fulfillment.to_json()})
+    response = answer(200, {"success": True, "fulfillment": fulfillment.to_json()})
+    if faults.late_answer_ms:
+        await asyncio.sleep(faults.late_answer_ms / 1000)
+    return response
 
 
 async def get_calls(request: web.Request) -> web.Response:

@@ -56,7 +56,8 @@ class SandboxControl:
     def set_faults(self, **faults: Any) -> dict[str, Any]:
         """Merge faults, e.g. ``set_faults(fail_next={"count": 2, "status": 500})``,
         ``rate_limit_next={"count": 1, "retry_after": 3}``, ``not_found=["f1"]``,
-        ``drop_next=1``, ``latency_ms=50``, ``latency_jitter_ms=10``, ``token="rotated"``.
+        ``drop_next=1``, ``latency_ms=50``, ``latency_jitter_ms=10``, ``late_answer_ms=3000``,
+        ``token="rotated"``.
         ``fail_next=N`` and ``rate_limit_next=N`` are shorthands for ``{"count": N}``.
         """
         return self._request("POST", "/faults", json=faults)

@@ -54,6 +54,7 @@ class Faults(BaseModel):
 
     latency_ms: float = Field(default=0.0, ge=0)
     latency_jitter_ms: float = Field(default=0.0, ge=0)
+    late_answer_ms: float = Field(default=0.0, ge=0)
     fail_next: Annotated[FailNext, BeforeValidator(_count_shorthand)] = FailNext()
     rate_limit_next: Annotated[RateLimitNext, BeforeValidator(_count_shorthand)] = RateLimitNext()
     not_found: frozenset[str] = frozenset()
