@@ -11,6 +11,11 @@ owner wrote a newer state; restore keeps, per shipment, the record with the high
 (the later one on a tie), so such a write cannot roll the state back, and asks for the newest
 state to be written again so that compaction, which keeps a key's last record, keeps it too.
 A record that cannot be read is quarantined: logged, counted, skipped.
+
+Given the rules, a record also carries the shipment's next deadline (``DeadlineHint``), and a
+restore keeps the records as they are, checked by their CRC but not decoded: the store schedules
+each shipment from its hint and decodes it when it is touched. A record without a hint the
+store's rules can trust (format 1, other rules) is scheduled by decoding it.
 """
 
 from __future__ import annotations
@@ -26,9 +31,25 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from consumer import metrics
 from consumer.errors import ConfigError
 from consumer.producer import AsyncProducer
-from consumer.rules import ShipmentState
-from consumer.state.codec import StateDecodeError, decode_state, encode_state
-from consumer.state.store import NO_OFFSET, RestoredStates
+from consumer.rules import RulesConfig, ShipmentState
+from consumer.state.codec import (
+    FORMAT_V1,
+    DeadlineHint,
+    StateDecodeError,
+    deadline_hint,
+    decode_state,
+    encode_state,
+)
+from consumer.state.store import (
+    NO_OFFSET,
+    UNSCHEDULED,
+    RestoredStates,
+    deadline_us,
+    offset_in,
+    pack_record,
+    pending_of,
+    rules_tag,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +91,19 @@ def ensure_changelog(config: Mapping[str, Any], topic: str, *, input_topic: str)
 
 class Changelog:
     def __init__(
-        self, topic: str, producer: AsyncProducer, consumer_config: Mapping[str, Any]
+        self,
+        topic: str,
+        producer: AsyncProducer,
+        consumer_config: Mapping[str, Any],
+        *,
+        rules: RulesConfig | None = None,
     ) -> None:
+        """``rules``: the partition stores' rules, to write each record's deadline hint (without
+        them every restored shipment is decoded to be scheduled)."""
         self.topic = topic
         self._producer = producer
+        self._rules = rules
+        self._tag = 0 if rules is None else rules_tag(rules)
         self._consumer_config = {
             **consumer_config,
             "enable.auto.commit": "false",
@@ -85,7 +115,7 @@ class Changelog:
     ) -> None:
         """Store (or, with None, tombstone) a shipment's state reflecting input records up to
         ``offset``, and wait for the broker's ack."""
-        value = None if state is None else encode_state(state)
+        value = None if state is None else encode_state(state, self._hint(state))
         await self._producer.produce(
             self.topic,
             value,
@@ -94,6 +124,14 @@ class Changelog:
             headers=((OFFSET_HEADER, str(offset).encode()),),
         )
 
+    def _hint(self, state: ShipmentState) -> DeadlineHint | None:
+        if self._rules is None:
+            return None
+        try:
+            return DeadlineHint(self._tag, deadline_us(state, self._rules))
+        except (OverflowError, ValueError):
+            return None  # unschedulable: the restoring store finds out and quarantines it
+
     def restore(
         self, partition: int, *, cancelled: Callable[[], bool] = lambda: False
     ) -> RestoredStates:
@@ -101,7 +139,7 @@ class Changelog:
         Raises ``RestoreCancelled`` soon after ``cancelled()`` turns true."""
         started = time.monotonic()
         consumer = Consumer(dict(self._consumer_config))
-        restored = RestoredStates()
+        restored = RestoredStates(rules_tag=self._tag)
         try:
             tp = TopicPartition(self.topic, partition)
             low, high = consumer.get_watermark_offsets(tp, timeout=30)
@@ -114,7 +152,7 @@ class Changelog:
         metrics.STATE_RESTORE_DURATION.observe(elapsed)
         log.info(
             "restored %d shipments in %.2fs",
-            len(restored.states),
+            len(restored.records),
             elapsed,
             extra={
                 "topic": self.topic,
@@ -126,7 +164,7 @@ class Changelog:
 
 
 class _Replay:
-    """Applies changelog records in log order, keeping the newest state per shipment."""
+    """Applies changelog records in log order, keeping the newest record per shipment."""
 
     def __init__(self, restored: RestoredStates) -> None:
         self._restored = restored
@@ -145,15 +183,17 @@ class _Replay:
                     continue
                 key = message.key()
                 if key is not None:
-                    self._apply(message, key.decode("utf-8", "replace"))
-        self._restored.rewrite = sorted(self._rewrite & set(self._restored.states))
+                    self.apply(key.decode("utf-8", "replace"), message)
+        self.finish()
 
-    def _apply(self, message: Any, fulfillment_id: str) -> None:
-        restored = self._restored
+    def apply(self, fulfillment_id: str, message: Any) -> None:
+        records = self._restored.records
         offset = _input_offset(message.headers())
-        newest = max(
-            restored.offsets.get(fulfillment_id, NO_OFFSET),
-            self._tombstoned.get(fulfillment_id, NO_OFFSET),
+        known = records.get(fulfillment_id)
+        newest = (
+            offset_in(known)
+            if known is not None
+            else self._tombstoned.get(fulfillment_id, NO_OFFSET)
         )
         if offset < newest:
             self._rewrite.add(fulfillment_id)  # a former owner's late write: keep the newer
@@ -161,14 +201,15 @@ class _Replay:
         self._rewrite.discard(fulfillment_id)
         value = message.value()
         if value is None:
-            restored.states.pop(fulfillment_id, None)
-            restored.offsets.pop(fulfillment_id, None)
+            records.pop(fulfillment_id, None)
             self._tombstoned[fulfillment_id] = offset
             return
         try:
-            state = decode_state(value)
+            hint = deadline_hint(value)
+            if value[0] == FORMAT_V1:  # read once, kept in the compact format
+                value = encode_state(decode_state(value))
         except StateDecodeError as exc:
-            restored.quarantined += 1
+            self._restored.quarantined += 1
             metrics.STATES_QUARANTINED.labels(reason="unreadable").inc()
             log.error(
                 "changelog state set aside: %s",
@@ -177,8 +218,20 @@ class _Replay:
             )
             return
         self._tombstoned.pop(fulfillment_id, None)
-        restored.states[fulfillment_id] = state
-        restored.offsets[fulfillment_id] = offset
+        trusted = hint is not None and hint.tag == self._restored.rules_tag
+        pending = hint.deadline_us if trusted and hint is not None else UNSCHEDULED
+        records[fulfillment_id] = pack_record(offset, pending, value)
+
+    def finish(self) -> None:
+        """Schedule what the hints tell, list the rest for the store."""
+        restored = self._restored
+        for fulfillment_id, value in restored.records.items():
+            pending = pending_of(value)
+            if pending == UNSCHEDULED:
+                restored.unscheduled.append(fulfillment_id)
+            else:
+                restored.timers.add(fulfillment_id, pending)
+        restored.rewrite = sorted(self._rewrite & restored.records.keys())
 
 
 def _input_offset(headers: list[tuple[str, bytes]] | None) -> int:
