@@ -20,6 +20,7 @@ store's rules can trust (format 1, other rules) is scheduled by decoding it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -55,6 +56,7 @@ log = logging.getLogger(__name__)
 
 RESTORE_BATCH = 1000
 OFFSET_HEADER = "state.input.offset"
+RESTORE_FETCH_BYTES = 16 * 2**20
 
 
 class RestoreCancelled(Exception):
@@ -108,6 +110,10 @@ class Changelog:
             **consumer_config,
             "enable.auto.commit": "false",
             "enable.partition.eof": "false",
+            # A restore reads a partition from its start as fast as it can: fetches of 1 MiB
+            # (the default) left the restore thread waiting on the broker for half its time.
+            "max.partition.fetch.bytes": RESTORE_FETCH_BYTES,
+            "fetch.max.bytes": RESTORE_FETCH_BYTES,
         }
 
     async def write(
@@ -115,22 +121,24 @@ class Changelog:
     ) -> None:
         """Store (or, with None, tombstone) a shipment's state reflecting input records up to
         ``offset``, and wait for the broker's ack."""
-        value = None if state is None else encode_state(state, self._hint(state))
         await self._producer.produce(
             self.topic,
-            value,
+            self.encode(state),
             key=fulfillment_id.encode(),
             partition=partition,
             headers=((OFFSET_HEADER, str(offset).encode()),),
         )
 
-    def _hint(self, state: ShipmentState) -> DeadlineHint | None:
-        if self._rules is None:
+    def encode(self, state: ShipmentState | None) -> bytes | None:
+        """The record value ``write`` stores: the state with its deadline hint, or None."""
+        if state is None:
             return None
-        try:
-            return DeadlineHint(self._tag, deadline_us(state, self._rules))
-        except (OverflowError, ValueError):
-            return None  # unschedulable: the restoring store finds out and quarantines it
+        hint = None
+        if self._rules is not None:
+            # Unschedulable (a date at the calendar's edge): the restoring store finds out.
+            with contextlib.suppress(OverflowError, ValueError):
+                hint = DeadlineHint(self._tag, deadline_us(state, self._rules))
+        return encode_state(state, hint)
 
     def restore(
         self, partition: int, *, cancelled: Callable[[], bool] = lambda: False
@@ -168,8 +176,11 @@ class _Replay:
 
     def __init__(self, restored: RestoredStates) -> None:
         self._restored = restored
+        self._records = restored.records
+        self._add_timer = restored.timers.add  # superseded records leave stale entries: skipped
         self._tombstoned: dict[str, int] = {}  # the input offset of each shipment's tombstone
         self._rewrite: set[str] = set()
+        self._unscheduled: list[str] = []  # a hint these rules cannot trust (or none)
 
     def read_until(self, consumer: Consumer, high: int, cancelled: Callable[[], bool]) -> None:
         """Apply records until the position reaches ``high`` (compaction may leave gaps)."""
@@ -187,51 +198,63 @@ class _Replay:
         self.finish()
 
     def apply(self, fulfillment_id: str, message: Any) -> None:
-        records = self._restored.records
-        offset = _input_offset(message.headers())
+        """One record. The common path costs ~4 µs of Python: no decoding, one CRC."""
+        records = self._records
+        headers = message.headers()
+        if headers and headers[0][0] == OFFSET_HEADER and headers[0][1].isdigit():
+            offset = int(headers[0][1])  # 0.3 µs sooner than _input_offset
+        else:
+            offset = _input_offset(headers)
         known = records.get(fulfillment_id)
-        newest = (
-            offset_in(known)
-            if known is not None
-            else self._tombstoned.get(fulfillment_id, NO_OFFSET)
-        )
+        if known is not None:
+            newest = offset_in(known)
+        else:
+            newest = self._tombstoned.get(fulfillment_id, NO_OFFSET) if self._tombstoned else -1
         if offset < newest:
             self._rewrite.add(fulfillment_id)  # a former owner's late write: keep the newer
             return
-        self._rewrite.discard(fulfillment_id)
+        if self._rewrite:
+            self._rewrite.discard(fulfillment_id)
         value = message.value()
         if value is None:
             records.pop(fulfillment_id, None)
             self._tombstoned[fulfillment_id] = offset
             return
         try:
-            hint = deadline_hint(value)
+            tag, deadline = deadline_hint(value)
             if value[0] == FORMAT_V1:  # read once, kept in the compact format
                 value = encode_state(decode_state(value))
         except StateDecodeError as exc:
-            self._restored.quarantined += 1
-            metrics.STATES_QUARANTINED.labels(reason="unreadable").inc()
-            log.error(
-                "changelog state set aside: %s",
-                exc,
-                extra={"fulfillment_id": fulfillment_id, "offset": message.offset()},
-            )
+            self._quarantine(fulfillment_id, message, exc)
             return
-        self._tombstoned.pop(fulfillment_id, None)
-        trusted = hint is not None and hint.tag == self._restored.rules_tag
-        pending = hint.deadline_us if trusted and hint is not None else UNSCHEDULED
-        records[fulfillment_id] = pack_record(offset, pending, value)
+        if self._tombstoned:
+            self._tombstoned.pop(fulfillment_id, None)
+        if tag != self._restored.rules_tag or tag == 0:
+            deadline = UNSCHEDULED
+            self._unscheduled.append(fulfillment_id)
+        else:
+            self._add_timer(fulfillment_id, deadline)
+        records[fulfillment_id] = pack_record(offset, deadline, value)
+
+    def _quarantine(self, fulfillment_id: str, message: Any, exc: StateDecodeError) -> None:
+        self._restored.quarantined += 1
+        metrics.STATES_QUARANTINED.labels(reason="unreadable").inc()
+        log.error(
+            "changelog state set aside: %s",
+            exc,
+            extra={"fulfillment_id": fulfillment_id, "offset": message.offset()},
+        )
 
     def finish(self) -> None:
-        """Schedule what the hints tell, list the rest for the store."""
+        """List for the store what it must schedule itself, and what must be rewritten."""
         restored = self._restored
-        for fulfillment_id, value in restored.records.items():
-            pending = pending_of(value)
-            if pending == UNSCHEDULED:
-                restored.unscheduled.append(fulfillment_id)
-            else:
-                restored.timers.add(fulfillment_id, pending)
-        restored.rewrite = sorted(self._rewrite & restored.records.keys())
+        records = restored.records
+        restored.unscheduled = [
+            fid
+            for fid in dict.fromkeys(self._unscheduled)
+            if fid in records and pending_of(records[fid]) == UNSCHEDULED
+        ]
+        restored.rewrite = sorted(self._rewrite & records.keys())
 
 
 def _input_offset(headers: list[tuple[str, bytes]] | None) -> int:

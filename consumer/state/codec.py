@@ -8,11 +8,12 @@
   shipment's next deadline as the writer's rules computed it, so a restore schedules the shipment
   without decoding it (``DeadlineHint``).
 
-Format 2 layout, little-endian: ``B`` format, ``I`` CRC-32 of everything after it, ``I`` rules tag
-(0: no hint), ``q`` deadline hint in µs since the epoch, then the fixed fields (``_FIXED``), the
-ETA lists, and the strings, each a ``H`` length and UTF-8. Statuses are written as their string
-(a ``_STATUS_CODES`` index when known) so a new status never breaks an old reader; an eventId that
-starts with the fulfillment ID is written without it (the generator's and many carriers' IDs do).
+Format 2 layout, little-endian: ``B`` format, ``I`` rules tag (0: no hint), ``q`` deadline hint
+in µs since the epoch, the fixed fields (``_FIXED``), the ETA lists' ordinals, the strings'
+lengths (``H``, in characters), the strings as one UTF-8 text, and ``I`` the CRC-32 of all that.
+Statuses are written as their string (a ``_STATUS_CODES`` index when known) so a new status never
+breaks an old reader; an eventId that starts with the fulfillment ID is written without it (the
+generator's and many carriers' IDs do).
 A state whose strings do not fit the layout (longer than 32 KiB) is written as format 1.
 """
 
@@ -22,7 +23,7 @@ import io
 import struct
 import zlib
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import fastavro
 
@@ -37,7 +38,8 @@ _SCHEMA_NAME = "shipment_state"
 NO_DEADLINE = -(2**63)
 """The deadline hint of a record written without one (and the "no time" of a format-2 field)."""
 
-_HEADER = struct.Struct("<BIIq")  # format, CRC, rules tag, deadline hint
+_HEADER = struct.Struct("<BIq")  # format, rules tag, deadline hint
+_CRC = struct.Struct("<I")
 # last_scan_at, terminal_at (µs), current_eta, reference_eta (ordinal, 0: none), last status,
 # last status sent (status code), stall_notified, and the counts of the three lists.
 _FIXED = struct.Struct("<qqiiBBBBBB")
@@ -103,8 +105,8 @@ def encode_state(state: ShipmentState, hint: DeadlineHint | None = None) -> byte
     except _TooLong:
         return _encode_v1(state)
     tag, deadline = hint if hint is not None else (0, NO_DEADLINE)
-    tail = struct.pack("<Iq", tag, deadline) + body
-    return struct.pack("<BI", FORMAT_V2, zlib.crc32(tail)) + tail
+    checked = _HEADER.pack(FORMAT_V2, tag, deadline) + body
+    return checked + _CRC.pack(zlib.crc32(checked))
 
 
 def decode_state(value: bytes, start: int = 0) -> ShipmentState:
@@ -120,20 +122,21 @@ def decode_state(value: bytes, start: int = 0) -> ShipmentState:
     raise StateDecodeError(f"unknown state format byte {value[start : start + 1]!r}")
 
 
-def deadline_hint(value: bytes) -> DeadlineHint | None:
-    """A format-2 record's deadline hint, after checking its CRC (so a restore can trust the
-    record without decoding it); None for a format-1 record or one written without a hint.
+def deadline_hint(value: bytes) -> tuple[int, int]:
+    """A record's (rules tag, deadline hint), after checking a format-2 record's CRC, so a
+    restore can trust it without decoding it; tag 0 when it carries none (format 1 too).
     Raises ``StateDecodeError`` for a record that is not intact."""
-    if not value or value[0] != FORMAT_V2:
-        if value and value[0] == FORMAT_V1:
-            return None
-        raise StateDecodeError(f"unknown state format byte {value[:1]!r}")
-    if len(value) < _HEADER.size:
-        raise StateDecodeError("truncated state record")
-    _, crc, tag, deadline = _HEADER.unpack_from(value)
-    if zlib.crc32(memoryview(value)[5:]) != crc:
-        raise StateDecodeError("state record fails its CRC")
-    return None if tag == 0 else DeadlineHint(tag, deadline)
+    fmt = value[0] if value else None
+    if fmt == FORMAT_V2 and len(value) >= _HEADER.size + _CRC.size and _intact(value, 0):
+        return cast(tuple[int, int], _HEADER.unpack_from(value)[1:])
+    if fmt == FORMAT_V1:
+        return 0, NO_DEADLINE
+    raise StateDecodeError(f"not an intact state record (format byte {value[:1]!r})")
+
+
+def _intact(value: bytes, start: int) -> bool:
+    # A slice and crc32: 0.6 µs for a 200 B state; crc32 of a memoryview slice: 1.2 µs.
+    return zlib.crc32(value[start:-4]) == cast(int, _CRC.unpack_from(value, len(value) - 4)[0])
 
 
 # --- format 2 -------------------------------------------------------------------------------
@@ -192,8 +195,7 @@ def _status_code(status: ShipmentStatus | None, strings: list[str]) -> int:
 
 
 def _decode_v2(value: bytes, start: int) -> ShipmentState:
-    _, crc, _, _ = _HEADER.unpack_from(value, start)
-    if zlib.crc32(memoryview(value)[start + 5 :]) != crc:
+    if not _intact(value, start):
         raise ValueError("state record fails its CRC")
     position = start + _HEADER.size
     last_scan, terminal, eta, reference, last, sent, flags, delayed, early, events = (
@@ -203,7 +205,7 @@ def _decode_v2(value: bytes, start: int) -> ShipmentState:
     strings = 4 + (last == _STATUS_STRING) + (sent == _STATUS_STRING) + events
     layout = f"<{delayed + early}i{strings}H"
     numbers = struct.unpack_from(layout, value, position)
-    text = value[position + struct.calcsize(layout) :].decode()
+    text = value[position + struct.calcsize(layout) : -4].decode()
     days = [date.fromordinal(day) for day in numbers[: delayed + early]]
     fields: list[str] = []
     end = 0

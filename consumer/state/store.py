@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
+from typing import cast
 
 from consumer import metrics
 from consumer.rules import RulesConfig, ShipmentState, engine, expires_at, next_deadline
@@ -153,11 +154,11 @@ def with_pending(value: bytes, pending: int) -> bytes:
 
 
 def pending_of(value: bytes) -> int:
-    return int(_PENDING.unpack_from(value, 8)[0])
+    return cast(int, _PENDING.unpack_from(value, 8)[0])
 
 
 def offset_in(value: bytes) -> int:
-    return int(_PENDING.unpack_from(value)[0])
+    return cast(int, _PENDING.unpack_from(value)[0])
 
 
 class PartitionStore:
