@@ -19,6 +19,7 @@ A state whose strings do not fit the layout (longer than 32 KiB) is written as f
 
 from __future__ import annotations
 
+import contextlib
 import io
 import struct
 import zlib
@@ -100,10 +101,13 @@ def from_us(micros: int) -> datetime:
 
 
 def encode_state(state: ShipmentState, hint: DeadlineHint | None = None) -> bytes:
-    try:
-        body = _encode_v2(state)
-    except _TooLong:
-        return _encode_v1(state)
+    body = _bodies.get(state)
+    if body is None:
+        try:
+            body = _encode_v2(state)
+        except _TooLong:
+            return _encode_v1(state)
+        _bodies.put(state, body)
     tag, deadline = hint if hint is not None else (0, NO_DEADLINE)
     checked = _HEADER.pack(FORMAT_V2, tag, deadline) + body
     return checked + _CRC.pack(zlib.crc32(checked))
@@ -146,6 +150,35 @@ class _TooLong(Exception):
     """A string too long for format 2's length field."""
 
 
+class _RecentBodies:
+    """The format-2 bodies of the states encoded last, by identity (states are immutable).
+
+    The pipeline encodes each new state twice: ``PartitionStore.put`` keeps it, and
+    ``Changelog.write`` (a few awaits later, with its deadline hint) writes it; the body is the
+    same, so the second encode costs a lookup instead of 6 µs (``make bench``'s cProfile: the
+    two encodes were 17 % of the pipeline's CPU).
+    """
+
+    SIZE = 256  # > MAX_IN_FLIGHT puts between a put and its write
+
+    def __init__(self) -> None:
+        self._bodies: dict[int, tuple[ShipmentState, bytes]] = {}
+
+    def get(self, state: ShipmentState) -> bytes | None:
+        found = self._bodies.get(id(state))
+        return found[1] if found is not None and found[0] is state else None
+
+    def put(self, state: ShipmentState, body: bytes) -> None:
+        bodies = self._bodies
+        bodies[id(state)] = (state, body)  # holds the state, so its id is not reused meanwhile
+        if len(bodies) > self.SIZE:
+            with contextlib.suppress(StopIteration, KeyError, RuntimeError):  # a racing thread
+                del bodies[next(iter(bodies))]
+
+
+_bodies = _RecentBodies()
+
+
 def _encode_v2(state: ShipmentState) -> bytes:
     fulfillment_id = state.fulfillment_id
     strings = [fulfillment_id, state.store_id, state.order_id, state.carrier or ""]
@@ -155,12 +188,13 @@ def _encode_v2(state: ShipmentState) -> bytes:
     cut = len(fulfillment_id)
     for event_id in state.recent_event_ids:
         if event_id.startswith(fulfillment_id):
-            strings.append(event_id[cut:])
-            lengths.append((len(event_id) - cut) | _PREFIXED)
+            event_id = event_id[cut:]
+            lengths.append(len(event_id) | _PREFIXED)
         else:
-            strings.append(event_id)
             lengths.append(len(event_id))
-    if max(len(text) for text in strings) > _MAX_STRING:
+        strings.append(event_id)
+    text = "".join(strings)
+    if len(text) > _MAX_STRING and max(map(len, strings)) > _MAX_STRING:
         raise _TooLong
     days = (*state.notified_delayed, *state.notified_early)
     return b"".join(
@@ -178,7 +212,7 @@ def _encode_v2(state: ShipmentState) -> bytes:
                 len(state.recent_event_ids),
             ),
             struct.pack(f"<{len(days)}i{len(lengths)}H", *map(date.toordinal, days), *lengths),
-            "".join(strings).encode(),
+            text.encode(),
         )
     )
 
