@@ -47,9 +47,10 @@ NO_OFFSET = -1
 UNSCHEDULED = NO_DEADLINE
 """A record's pending deadline while it has none (fired and not yet scheduled again)."""
 
-HOT_STATES = 1024
-"""Decoded states kept per partition: a scan's or timer's get, put, schedule and expiry check
-fall within the MAX_IN_FLIGHT jobs running at once."""
+HOT_STATES = 8192
+"""Decoded states kept per partition (~1.2 KB each, ~10 MB): the shipments scanned lately, so a
+scan's get, put, schedule and expiry check decode nothing. With 1,024 the benchmark's 10,000
+interleaved shipments missed on almost every get, 3 µs of decoding per event."""
 
 _RECORD = struct.Struct("<qq")  # input offset, pending deadline (µs); then the encoded state
 _PENDING = struct.Struct("<q")
