@@ -24,7 +24,7 @@ import io
 import struct
 import zlib
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 import fastavro
 
@@ -41,6 +41,7 @@ NO_DEADLINE = -(2**63)
 
 _HEADER = struct.Struct("<BIq")  # format, rules tag, deadline hint
 _CRC = struct.Struct("<I")
+_CRC_RESIDUE = 0x2144DF1C
 # last_scan_at, terminal_at (µs), current_eta, reference_eta (ordinal, 0: none), last status,
 # last status sent (status code), stall_notified, and the counts of the three lists.
 _FIXED = struct.Struct("<qqiiBBBBBB")
@@ -132,15 +133,22 @@ def deadline_hint(value: bytes) -> tuple[int, int]:
     Raises ``StateDecodeError`` for a record that is not intact."""
     fmt = value[0] if value else None
     if fmt == FORMAT_V2 and len(value) >= _HEADER.size + _CRC.size and _intact(value, 0):
-        return cast(tuple[int, int], _HEADER.unpack_from(value)[1:])
+        tag: int
+        deadline: int
+        _, tag, deadline = _HEADER.unpack_from(value)
+        return tag, deadline
     if fmt == FORMAT_V1:
         return 0, NO_DEADLINE
     raise StateDecodeError(f"not an intact state record (format byte {value[:1]!r})")
 
 
 def _intact(value: bytes, start: int) -> bool:
-    # A slice and crc32: 0.6 µs for a 200 B state; crc32 of a memoryview slice: 1.2 µs.
-    return zlib.crc32(value[start:-4]) == cast(int, _CRC.unpack_from(value, len(value) - 4)[0])
+    # The CRC-32 of data followed by its own CRC (little-endian) is always _CRC_RESIDUE, so one
+    # crc32 over the whole record checks it: 0.4 µs for a 200 B state, against 0.7 µs to slice
+    # off the stored CRC, compute and compare, the largest part of restoring a record.
+    if start:
+        return zlib.crc32(value[start:]) == _CRC_RESIDUE
+    return zlib.crc32(value) == _CRC_RESIDUE
 
 
 # --- format 2 -------------------------------------------------------------------------------
