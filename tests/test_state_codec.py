@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import fastavro
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consumer.avro_files import load_schema
@@ -165,6 +165,7 @@ _text = st.text(min_size=1, max_size=20)
 _statuses = st.none() | st.sampled_from(ShipmentStatus)
 
 
+@settings(deadline=None)  # behaviour, not speed: a loaded machine must not fail it
 @given(
     st.builds(
         ShipmentState,
