@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
                 message = consumer.poll(0.5)
                 if message is None or message.error() is not None:
                     continue
-                request = redo_request(decoder.decode(message.value()))
+                request = redo_request(decoder.decode(message.value(), ()))
                 if request is not None:
                     path, body = request
                     http.post(path, json=body).raise_for_status()

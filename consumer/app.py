@@ -1,33 +1,37 @@
 """Wiring: builds every part from the settings and runs until SIGTERM/SIGINT.
 
 The asyncio loop (this thread) runs the pipeline and the HTTP calls; the Kafka thread runs the
-librdkafka consumer; a daemon thread serves metrics and health.
+librdkafka consumer; a daemon thread serves metrics and health. Start-up order: signal handlers,
+then the health server, then the first Kafka call, so a pod that cannot reach the broker is
+visible (log lines, ``/healthz``, ``/metrics``) and stops cleanly on SIGTERM.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import signal
 import threading
 from typing import Any
 
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from consumer.codec import build_decoder
 from consumer.config import Settings, librdkafka_overrides
 from consumer.dead_letters import DeadLetters
 from consumer.delivery import Deliverer, RetryPolicy
-from consumer.health import Health, HealthServer
+from consumer.health import Health, HealthServer, keep_beating
 from consumer.kafka_io import KafkaSource, SourceSettings, consumer_config
 from consumer.model import RedoCall
 from consumer.pipeline import Pipeline, ProcessingSettings
 from consumer.producer import AsyncProducer
 from consumer.redo.client import RedoClient
 from consumer.redo.payload import request_body, request_path
-from consumer.redo.secrets import SecretProvider
-from consumer.rules import load_rules
+from consumer.redo.secrets import DEFAULT_SECRET, SecretProvider
+from consumer.rules import RulesConfig, load_rules
 from consumer.runtime import freeze_startup_objects, tune_gc
 from consumer.state.changelog import Changelog, ensure_changelog
 
@@ -35,6 +39,21 @@ log = logging.getLogger(__name__)
 
 REVOKE_TIMEOUT_SECONDS = 15.0
 TIMER_TICK_SECONDS = 1.0
+# Start-up against an unreachable broker: an attempt fails after 3 s (a reachable broker answers
+# metadata in milliseconds; 3 s leaves room for a TLS/SASL handshake), the next follows after
+# 1, 2, 4 ... 30 s, each failure logged: the first line comes within 10 s of the start (imports
+# included), later ones at most 33 s apart.
+STARTUP_ATTEMPT_TIMEOUT_SECONDS = 3.0
+STARTUP_RETRY_INITIAL_SECONDS = 1.0
+STARTUP_RETRY_MAX_SECONDS = 30.0
+_UNREACHABLE = frozenset(
+    {
+        KafkaError._TRANSPORT,
+        KafkaError._TIMED_OUT,
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError._RESOLVE,
+    }
+)
 
 
 class DryRunSender:
@@ -54,16 +73,22 @@ class DryRunSender:
 async def run_service(settings: Settings, *, dry_run: bool = False) -> None:
     tune_gc()
     loop = asyncio.get_running_loop()
+    stop = threading.Event()  # for the Kafka thread
+    stopping = asyncio.Event()  # for the start-up retries on this loop
+
+    def request_stop() -> None:
+        stop.set()
+        stopping.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, request_stop)
     overrides = librdkafka_overrides()
     common: dict[str, Any] = {
         "bootstrap.servers": settings.kafka_bootstrap_servers,
         "logger": logging.getLogger("librdkafka"),
         **overrides,
     }
-    ensure_changelog(common, settings.changelog_topic, input_topic=settings.kafka_topic)
-    ensure_topic(common, settings.dead_letter_topic, like=settings.kafka_topic)
     rules = load_rules(settings.rules_file)
-
     secrets = SecretProvider.from_settings(settings)
     sender: RedoClient | DryRunSender = (
         DryRunSender()
@@ -90,20 +115,58 @@ async def run_service(settings: Settings, *, dry_run: bool = False) -> None:
         circuit_flag=circuit_open,
         rate_limit=settings.redo_rate_limit,
     )
+    health = Health(auth_blocked=lambda: deliverer.auth_breaker(DEFAULT_SECRET).is_open)
+    server = HealthServer(health, settings.metrics_port)
+    server.start()
+    heartbeat = asyncio.create_task(keep_beating(health))
+    try:
+        if await _prepare_topics(settings, common, health, stopping):
+            log.info(
+                "consuming",
+                extra={
+                    "topic": settings.kafka_topic,
+                    "group": settings.kafka_group_id,
+                    "dry_run": dry_run,
+                },
+            )
+            await _consume(settings, common, deliverer, policy, rules, health, circuit_open, stop)
+    finally:
+        heartbeat.cancel()
+        await sender.aclose()
+        server.stop()
+        log.info("stopped")
+
+
+async def _consume(
+    settings: Settings,
+    common: dict[str, Any],
+    deliverer: Deliverer,
+    policy: RetryPolicy,
+    rules: RulesConfig,
+    health: Health,
+    circuit_open: threading.Event,
+    stop: threading.Event,
+) -> None:
+    """Run the pipeline and the Kafka thread until ``stop`` is set."""
     producer = AsyncProducer(common)
     group_config = consumer_config(common, settings.kafka_group_id)
     changelog = Changelog(settings.changelog_topic, producer, group_config)
+    decoder = build_decoder(settings)
     pipeline = Pipeline(
-        build_decoder(settings),
+        decoder,
         deliverer,
         DeadLetters(producer, settings.dead_letter_topic),
         changelog,
         policy,
-        ProcessingSettings(rules, settings.forward_scans, settings.max_scan_age),
+        ProcessingSettings(
+            rules,
+            settings.forward_scans,
+            settings.max_scan_age,
+            settings.max_clock_skew,
+            settings.max_buffered_per_partition,
+        ),
     )
-    health = Health(auth_blocked=lambda: deliverer.auth_gate.closed)
-    server = HealthServer(health, settings.metrics_port)
-    server.start()
+    health.held_writes = lambda: pipeline.writes_held
     source = KafkaSource(
         SourceSettings(
             topic=settings.kafka_topic,
@@ -114,29 +177,21 @@ async def run_service(settings: Settings, *, dry_run: bool = False) -> None:
         ),
         group_config,
         pipeline,
-        loop,
+        asyncio.get_running_loop(),
         health,
         circuit_open,
         changelog,
     )
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    log.info(
-        "consuming",
-        extra={"topic": settings.kafka_topic, "group": settings.kafka_group_id, "dry_run": dry_run},
-    )
     ticker = asyncio.create_task(_tick(pipeline))
     freeze_startup_objects()
+    health.beat()  # liveness watches the Kafka thread from its start, before its first poll
     try:
         await asyncio.to_thread(source.run, stop)
     finally:
         ticker.cancel()
         await pipeline.close()
-        await sender.aclose()
+        await decoder.aclose()
         producer.close()
-        server.stop()
-        log.info("stopped")
 
 
 async def _tick(pipeline: Pipeline) -> None:
@@ -146,10 +201,59 @@ async def _tick(pipeline: Pipeline) -> None:
         pipeline.tick()
 
 
-def ensure_topic(config: dict[str, Any], topic: str, *, like: str) -> None:
+async def _prepare_topics(
+    settings: Settings, common: dict[str, Any], health: Health, stopping: asyncio.Event
+) -> bool:
+    """Check the input topic and create the changelog and dead-letter topics, retrying with
+    backoff for as long as Kafka fails; False when stopped first. A ``ConfigError`` (input topic
+    missing, changelog of another partition count) is raised: retrying cannot fix it.
+
+    Each attempt runs off the loop and fails within ``STARTUP_ATTEMPT_TIMEOUT_SECONDS`` while the
+    broker is unreachable, so the first log line comes that soon and a SIGTERM waits for at most
+    one attempt. The last failure is also ``/readyz``'s answer."""
+    admin = AdminClient(common)
+    delay = STARTUP_RETRY_INITIAL_SECONDS
+    while not stopping.is_set():
+        try:
+            await asyncio.to_thread(_ensure_topics, admin, common, settings)
+        except KafkaException as exc:
+            health.start_up_problem = (
+                f"{_what_failed(exc, settings.kafka_bootstrap_servers)}: {_kafka_error(exc)}"
+            )
+            log.error("%s; retrying in %.0fs", health.start_up_problem, delay)
+        else:
+            health.start_up_problem = None
+            return not stopping.is_set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), delay)
+        delay = min(delay * 2, STARTUP_RETRY_MAX_SECONDS)
+    log.info("stopped during start-up")
+    return False
+
+
+def _ensure_topics(admin: AdminClient, common: dict[str, Any], settings: Settings) -> None:
+    # ensure_changelog waits up to 30 s for metadata; this short call fails first when the
+    # broker is unreachable.
+    admin.list_topics(timeout=STARTUP_ATTEMPT_TIMEOUT_SECONDS)
+    ensure_changelog(common, settings.changelog_topic, input_topic=settings.kafka_topic)
+    ensure_topic(admin, settings.dead_letter_topic, like=settings.kafka_topic)
+
+
+def _kafka_error(exc: KafkaException) -> str:
+    error = exc.args[0] if exc.args else None
+    return error.str() if isinstance(error, KafkaError) else str(exc)
+
+
+def _what_failed(exc: KafkaException, bootstrap: str) -> str:
+    error = exc.args[0] if exc.args else None
+    if isinstance(error, KafkaError) and error.code() in _UNREACHABLE:
+        return f"Kafka not reachable at {bootstrap}"
+    return f"Kafka topic set-up failed at {bootstrap}"
+
+
+def ensure_topic(admin: AdminClient, topic: str, *, like: str) -> None:
     """Create ``topic`` with the partition count of ``like`` unless it exists."""
-    admin = AdminClient(config)
-    metadata = admin.list_topics(timeout=30)
+    metadata = admin.list_topics(timeout=STARTUP_ATTEMPT_TIMEOUT_SECONDS)
     if topic in metadata.topics:
         return
     source = metadata.topics.get(like)

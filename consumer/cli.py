@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
+from types import FrameType
 
 from consumer.config import Settings, load_settings
 from consumer.errors import ConfigError
@@ -34,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         print("configuration ok")
         return 0
 
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _stop_before_the_loop)
     from consumer.app import run_service
     from consumer.logs import configure_logging
     from consumer.runtime import event_loop
@@ -46,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tracking-consumer: invalid configuration: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     return 0
+
+
+def _stop_before_the_loop(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM while the modules load (about a second): nothing started yet, a clean exit 0.
+    The service's own handlers replace this one before its first Kafka call."""
+    raise SystemExit(0)
 
 
 def _validated_settings() -> Settings:

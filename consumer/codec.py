@@ -1,20 +1,24 @@
 """Avro bytes ⇄ ``TrackingEvent`` in the two framings the topic may use (DESIGN §2).
 
 Framing is configuration, never guessed: ``raw`` is plain Avro binary written with the bundled
-schema or a configured writer schema; ``confluent`` is magic byte 0, a 4-byte big-endian schema ID
-and Avro binary whose writer schema comes from the Schema Registry. Either way the bytes are
+schema or a configured writer schema; ``confluent`` is Confluent's wire format, whose writer
+schema comes from the Schema Registry, named by the value's prefix (magic byte 0 and a 4-byte
+big-endian schema ID, or magic byte 1 and a 16-byte schema GUID) or, with the same bytes, by the
+``__value_schema_id`` header (then the value is the bare Avro body). Either way the bytes are
 resolved to the bundled reader schema by Avro's rules, so producers may evolve the schema.
 
-Decoding is on the hot path (thousands of records a second): every schema is parsed once, never
-per record. A value that cannot become a valid event raises ``DecodeError`` (the pipeline
-dead-letters it); a Schema Registry outage raises ``SchemaRegistryUnavailable`` instead, which is
-retried, because the record may be fine.
+Decoding is on the hot path (thousands of records a second) and on the event loop: every schema
+is parsed once, never per record, and ``decode`` never does I/O. A value that cannot become a
+valid event raises ``DecodeError`` (the pipeline dead-letters it); a writer schema not cached yet
+raises ``SchemaPending``, and the pipeline awaits ``fetch_schema`` (off the hot path, which may
+raise ``SchemaRegistryUnavailable``: retried, because the record may be fine) and decodes again.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+import uuid
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol, cast
 
@@ -25,11 +29,17 @@ from consumer.avro_files import load_schema, load_schema_file
 from consumer.config import Settings
 from consumer.errors import ConfigError, DecodeError
 from consumer.model import Location, ShipmentStatus, TrackingEvent
-from consumer.schema_registry import SchemaRegistryClient
+from consumer.schema_registry import SchemaPending, SchemaReference, SchemaRegistry
 
 SCHEMA_NAME = "tracking_event"
-CONFLUENT_MAGIC_BYTE = 0
-_CONFLUENT_HEADER_SIZE = 5  # magic byte + 4-byte schema ID
+# Confluent's framing, as confluent_kafka.schema_registry reads it (``SchemaId.from_bytes``,
+# ``dual_schema_id_deserializer``): the header, when present, wins over the value's prefix.
+VALUE_SCHEMA_ID_HEADER = "__value_schema_id"
+_HEADER_SOURCE = f"{VALUE_SCHEMA_ID_HEADER} header"
+_MAGIC_ID = 0  # + 4-byte big-endian schema ID
+_MAGIC_GUID = 1  # + 16-byte schema GUID
+_PREFIX_SIZES = {_MAGIC_ID: 5, _MAGIC_GUID: 17}
+MAX_ID_LENGTH = 256  # real IDs are short; a hostile one would bloat state records and URLs
 _ID_FIELDS = ("eventId", "storeId", "orderId", "fulfillmentId")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_DATE = date(1970, 1, 1)
@@ -54,13 +64,25 @@ def tracking_event_schema() -> dict[str, Any]:
 
 
 class EventDecoder(Protocol):
-    """Turns one Kafka record value into a ``TrackingEvent``.
+    """Turns one Kafka record value (and its headers) into a ``TrackingEvent``."""
 
-    Raises ``DecodeError`` for a value that can never decode (dead-letter it) and
-    ``SchemaRegistryUnavailable`` when the writer schema cannot be fetched right now (retry it).
-    """
+    def decode(self, value: bytes, headers: Sequence[tuple[str, bytes]]) -> TrackingEvent:
+        """Synchronous and without I/O. ``DecodeError``: the value can never decode
+        (dead-letter it); ``SchemaPending``: ``fetch_schema`` its reference, then decode again."""
+        ...
 
-    def decode(self, value: bytes) -> TrackingEvent: ...
+    async def fetch_schema(self, reference: SchemaReference) -> None:
+        """One attempt to cache ``reference``'s writer schema (concurrent calls share it).
+
+        ``SchemaRegistryUnavailable``: try again later; ``SchemaRegistryError``: the record is bad.
+        """
+        ...
+
+
+class ClosableDecoder(EventDecoder, Protocol):
+    """What ``build_decoder`` gives the app: a decoder whose connections it closes at shutdown."""
+
+    async def aclose(self) -> None: ...
 
 
 class RawDecoder:
@@ -70,51 +92,65 @@ class RawDecoder:
         self._reader = tracking_event_schema()
         self._writer = self._reader if writer_schema is None else writer_schema
 
-    def decode(self, value: bytes) -> TrackingEvent:
+    def decode(self, value: bytes, headers: Sequence[tuple[str, bytes]]) -> TrackingEvent:
+        """Headers are not looked at: the writer schema is configuration."""
         return _decode_body(value, 0, self._writer, self._reader, "raw Avro value")
+
+    async def fetch_schema(self, reference: SchemaReference) -> None:
+        """Never needed: a raw value names no schema, so ``decode`` never raises SchemaPending."""
+
+    async def aclose(self) -> None:
+        """Nothing to close."""
 
 
 class ConfluentDecoder:
-    """Confluent wire format: magic byte 0, 4-byte big-endian schema ID, Avro binary."""
+    """Confluent wire format (module docstring); writer schemas from ``registry``."""
 
-    def __init__(self, registry: SchemaRegistryClient) -> None:
+    def __init__(self, registry: SchemaRegistry) -> None:
         self._registry = registry
         self._reader = tracking_event_schema()
-        # Per schema ID, the writer schema to hand fastavro: the reader schema itself when the
-        # registry's copy is identical, so that fastavro's per-record equality check is an
-        # identity check and no resolution runs.
-        self._writers: dict[int, dict[str, Any]] = {}
+        # Per schema ID (int) or GUID (16 bytes): the writer schema to hand fastavro, and how
+        # errors name it. The writer is the reader schema itself when the registry's copy is
+        # identical, so that fastavro's per-record equality check is an identity check and no
+        # resolution runs.
+        self._writers: dict[int | bytes, tuple[dict[str, Any], str]] = {}
 
-    def decode(self, value: bytes) -> TrackingEvent:
-        if len(value) < _CONFLUENT_HEADER_SIZE:
-            raise DecodeError(
-                f"Confluent-framed value is {len(value)} byte(s) long; it needs at least "
-                f"{_CONFLUENT_HEADER_SIZE} (magic byte and 4-byte schema id) plus the Avro body"
-            )
-        if value[0] != CONFLUENT_MAGIC_BYTE:
-            raise DecodeError(
-                f"Confluent framing: found magic byte {value[0]}; only magic byte "
-                f"{CONFLUENT_MAGIC_BYTE} (schema id in the value) is supported"
-            )
-        schema_id = int.from_bytes(value[1:_CONFLUENT_HEADER_SIZE], "big")
-        writer = self._writers.get(schema_id)
-        if writer is None:
-            writer = self._registry.get_schema(schema_id)
-            if writer == self._reader:
-                writer = self._reader
-            self._writers[schema_id] = writer
-        return _decode_body(
-            value, _CONFLUENT_HEADER_SIZE, writer, self._reader, f"schema id {schema_id}"
-        )
+    def decode(self, value: bytes, headers: Sequence[tuple[str, bytes]]) -> TrackingEvent:
+        for name, header in headers:
+            if name == VALUE_SCHEMA_ID_HEADER:
+                key, _ = _schema_prefix(header, _HEADER_SOURCE, exact=True)
+                offset = 0
+                break
+        else:
+            key, offset = _schema_prefix(value, "Confluent-framed value", exact=False)
+        cached = self._writers.get(key)
+        if cached is None:
+            reference = _reference(key)
+            self._registry.raise_if_known_bad(reference)
+            raise SchemaPending(reference)
+        return _decode_body(value, offset, cached[0], self._reader, cached[1])
+
+    async def fetch_schema(self, reference: SchemaReference) -> None:
+        key = _cache_key(reference)
+        if key in self._writers:
+            return
+        writer = await self._registry.fetch(reference)
+        if writer == self._reader:
+            writer = self._reader
+        self._writers.setdefault(key, (writer, str(reference)))
+
+    async def aclose(self) -> None:
+        """Close the registry client's connections."""
+        await self._registry.aclose()
 
 
-def build_decoder(settings: Settings) -> EventDecoder:
+def build_decoder(settings: Settings) -> ClosableDecoder:
     """The decoder the configuration asks for (``AVRO_FRAMING`` and its companions)."""
     if settings.avro_framing == "confluent":
         if not settings.schema_registry_url:
             raise ConfigError("SCHEMA_REGISTRY_URL", "required when AVRO_FRAMING=confluent")
         try:
-            registry = SchemaRegistryClient(settings.schema_registry_url)
+            registry = SchemaRegistry(settings.schema_registry_url)
         except ValueError as exc:
             raise ConfigError("SCHEMA_REGISTRY_URL", str(exc)) from exc
         return ConfluentDecoder(registry)
@@ -137,12 +173,19 @@ def encode_raw(event: TrackingEvent, schema: dict[str, Any] | None = None) -> by
 
 
 def encode_confluent(
-    event: TrackingEvent, schema_id: int, schema: dict[str, Any] | None = None
+    event: TrackingEvent, reference: SchemaReference, schema: dict[str, Any] | None = None
 ) -> bytes:
-    """Confluent wire format of ``event``; ``schema`` must be the one registered as
-    ``schema_id`` (the bundled one by default)."""
-    header = bytes([CONFLUENT_MAGIC_BYTE]) + schema_id.to_bytes(4, "big")
-    return header + encode_raw(event, schema)
+    """Confluent wire format of ``event`` (schema prefix, then Avro); ``schema`` must be the one
+    registered as ``reference`` (the bundled one by default)."""
+    return schema_prefix(reference) + encode_raw(event, schema)
+
+
+def schema_prefix(reference: SchemaReference) -> bytes:
+    """The bytes naming ``reference``: a value's prefix, or a ``__value_schema_id`` header."""
+    key = _cache_key(reference)
+    if isinstance(key, int):
+        return bytes([_MAGIC_ID]) + key.to_bytes(4, "big")
+    return bytes([_MAGIC_GUID]) + key
 
 
 def event_to_record(event: TrackingEvent) -> dict[str, Any]:
@@ -235,7 +278,46 @@ def _required_id(record: Mapping[str, Any], field: str) -> str:
     value = record.get(field)
     if not isinstance(value, str) or not value.strip():
         raise DecodeError(f"TrackingEvent field {field} is empty or missing")
+    if len(value) > MAX_ID_LENGTH:
+        raise DecodeError(
+            f"TrackingEvent field {field} is {len(value)} characters long; "
+            f"at most {MAX_ID_LENGTH} are accepted"
+        )
     return value
+
+
+def _schema_prefix(data: bytes, what: str, *, exact: bool) -> tuple[int | bytes, int]:
+    """(cache key, length) of the schema prefix opening ``data``; ``exact``: nothing may follow."""
+    if not data:
+        raise DecodeError(
+            f"{what} is 0 byte(s) long; it needs a magic byte and a schema id or guid"
+        )
+    magic = data[0]
+    size = _PREFIX_SIZES.get(magic)
+    if size is None:
+        raise DecodeError(
+            f"{what}: found magic byte {magic}; expected {_MAGIC_ID} (schema id) "
+            f"or {_MAGIC_GUID} (schema guid)"
+        )
+    if len(data) < size or (exact and len(data) != size):
+        raise DecodeError(
+            f"{what} is {len(data)} byte(s) long; magic byte {magic} takes "
+            f"{'exactly' if exact else 'at least'} {size}"
+        )
+    return (int.from_bytes(data[1:5], "big") if magic == _MAGIC_ID else data[1:size]), size
+
+
+def _cache_key(reference: SchemaReference) -> int | bytes:
+    """The schema ID, or the GUID's 16 bytes: what ``decode`` finds without building a string."""
+    if reference.guid is None:
+        return cast("int", reference.schema_id)  # exactly one of the two is set
+    return uuid.UUID(reference.guid).bytes
+
+
+def _reference(key: int | bytes) -> SchemaReference:
+    if isinstance(key, int):
+        return SchemaReference(schema_id=key)
+    return SchemaReference(guid=str(uuid.UUID(bytes=key)))
 
 
 def _utc_datetime(value: object) -> datetime:

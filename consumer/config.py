@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=9108, ge=0, le=65535)
     forward_scans: Literal["all", "changes"] = "all"
     max_scan_age: Duration = timedelta(days=7)
+    max_clock_skew: Duration = timedelta(minutes=5)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     max_in_flight: int = Field(default=64, ge=1)
@@ -86,6 +87,8 @@ class Settings(BaseSettings):
             raise ValueError("redo_api_secret: set REDO_API_SECRET or REDO_API_SECRET_FILE")
         if self.max_scan_age < timedelta(0):
             raise ValueError("max_scan_age: must not be negative (0 turns the guard off)")
+        if self.max_clock_skew < timedelta(0):
+            raise ValueError("max_clock_skew: must not be negative")
         return self
 
     @property

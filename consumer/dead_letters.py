@@ -3,6 +3,11 @@
 Every dead letter carries headers naming the error and the source topic, partition and offset, so
 an operator can find the input and replay it once the cause is fixed. The API secret is never
 part of one: a rejected call is stored as its path, body and Redo's answer, not as the request.
+
+A dead letter the broker refuses as too large is written again with its value cut to
+``TRUNCATED_VALUE_BYTES`` (and the source's own headers left out), then, if even that is
+refused, with no value at all; the ``dlq.truncated`` header gives the original value's size.
+The full record stays in the input topic at the offset the headers name.
 """
 
 from __future__ import annotations
@@ -13,11 +18,13 @@ from typing import Protocol
 from consumer import metrics
 from consumer.errors import RedoError
 from consumer.model import RedoCall
-from consumer.producer import AsyncProducer
+from consumer.producer import AsyncProducer, ProduceError
 from consumer.records import RawRecord
 from consumer.redo.payload import request_body, request_path
 
 _MAX_ERROR_HEADER = 1000
+TRUNCATED_VALUE_BYTES = 4096
+_DECODE_REASONS = frozenset({"decode", "missing_key"})
 
 
 class Origin(Protocol):
@@ -38,10 +45,17 @@ class DeadLetters:
         self._producer = producer
         self.topic = topic
 
-    async def undecodable(self, record: RawRecord, reason: str, error: str) -> None:
+    async def record(self, record: RawRecord, reason: str, error: str) -> None:
         """Keep the original bytes and headers, plus where they came from and why they failed."""
-        metrics.DECODE_ERRORS.inc()
         await self._write(record, reason, error, record.value, record.headers)
+        if reason in _DECODE_REASONS:
+            metrics.DECODE_ERRORS.inc()
+
+    async def failed_timer(self, origin: Origin, reason: str, error: str) -> None:
+        """A shipment's timers could not run: keep which shipment and why."""
+        key = (origin.key or b"").decode("utf-8", "replace")
+        value = json.dumps({"fulfillmentId": key, "error": error}).encode()
+        await self._write(origin, reason, error, value, (("content-type", b"application/json"),))
 
     async def rejected_call(self, origin: Origin, call: RedoCall, exc: RedoError) -> None:
         """Keep the call Redo refused and Redo's answer, keyed like the input."""
@@ -69,7 +83,19 @@ class DeadLetters:
             ("dlq.source.partition", str(origin.partition).encode()),
             ("dlq.source.offset", str(origin.offset).encode()),
         )
-        await self._producer.produce(
-            self.topic, value, key=origin.key, headers=(*headers, *provenance)
-        )
+        attempts: list[tuple[bytes | None, tuple[tuple[str, bytes], ...]]] = [
+            (value, (*headers, *provenance))
+        ]
+        if value:
+            cut = (("dlq.truncated", str(len(value)).encode()), *provenance)
+            attempts += [(value[:TRUNCATED_VALUE_BYTES], cut), (None, cut)]
+        for attempt, (payload, all_headers) in enumerate(attempts, start=1):
+            try:
+                await self._producer.produce(
+                    self.topic, payload, key=origin.key, headers=all_headers
+                )
+                break
+            except ProduceError as exc:
+                if not exc.too_large or attempt == len(attempts):
+                    raise
         metrics.DEAD_LETTERS.labels(reason=reason).inc()

@@ -1,10 +1,12 @@
 """Getting one Redo call to a final outcome: sent, dead-lettered, or abandoned on revoke.
 
-The retry policy of DESIGN §7 lives here and nowhere else: exponential backoff with full jitter
+The retry policy lives here and nowhere else: exponential backoff with full jitter
 (``Retry-After`` honoured) for 429/5xx/timeouts/connection errors, without limit; 404 retried for
 a bounded window (the fulfillment may not exist yet) then dead-lettered; 400 dead-lettered at
-once; 401/403 closes the auth gate (no calls until a probe, after re-reading the secret, gets
-through). A run of retryable failures opens the circuit, which pauses consumption upstream.
+once; 401/403 opens the auth breaker of the secret the call used (the calls of every store using
+that secret wait; one probe every ``AUTH_RETRY_SECONDS`` re-reads the secret files and tries
+again; only that probe's success closes it). A run of retryable failures opens the circuit, which
+pauses consumption upstream.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 from typing import Protocol
 
 from prometheus_client import Gauge
 
 from consumer import metrics
-from consumer.breaker import Gate
+from consumer.breaker import Breaker, Turn
 from consumer.errors import (
     ConfigError,
     RedoAuthError,
@@ -33,7 +36,7 @@ from consumer.errors import (
 )
 from consumer.model import RedoCall
 from consumer.rate_limit import RateLimiter
-from consumer.redo.secrets import SecretProvider
+from consumer.redo.secrets import DEFAULT_SECRET, SecretProvider
 from consumer.slots import Slots
 
 log = logging.getLogger(__name__)
@@ -63,7 +66,8 @@ class RetryPolicy:
         return min(self.max_seconds, self.initial_seconds * 2.0**failed_probes)
 
 
-DeadLetter = Callable[[RedoCall, RedoError], Awaitable[None]]
+DeadLetter = Callable[[RedoCall, RedoError], Awaitable[bool]]
+"""Writes a refused call's dead letter; False when it was given up (revoke): not done."""
 
 
 class Sender(Protocol):
@@ -92,16 +96,29 @@ class Deliverer:
         self._slots = Slots(max_in_flight)
         self._rate = RateLimiter(rate_limit)
         self._consecutive_failures = 0
-        self.auth_gate = Gate(
-            "auth",
-            probe_interval=lambda _n: policy.auth_retry_seconds,
-            on_change=lambda closed: metrics.REDO_AUTH_BLOCKED.set(int(closed)),
-        )
-        self.circuit = Gate(
+        self._auth: dict[str, Breaker] = {}
+        self.circuit = Breaker(
             "circuit",
             probe_interval=policy.circuit_probe_interval,
-            on_change=lambda closed: _mirror(closed, circuit_flag, metrics.CIRCUIT_OPEN),
+            closed_by_any_success=True,
+            on_change=lambda is_open: _mirror(is_open, circuit_flag, metrics.CIRCUIT_OPEN),
         )
+        self.auth_breaker(DEFAULT_SECRET)  # exported as 0 from the start, not only after a 401
+
+    def auth_breaker(self, secret_name: str) -> Breaker:
+        """The breaker of one secret (``SecretProvider.secret_name``): a secret Redo refuses
+        holds only the calls made with it."""
+        breaker = self._auth.get(secret_name)
+        if breaker is None:
+            gauge = metrics.REDO_AUTH_BLOCKED.labels(secret=secret_name)
+            gauge.set(0)
+            breaker = self._auth[secret_name] = Breaker(
+                f"auth {secret_name}",
+                probe_interval=lambda _n: self._policy.auth_retry_seconds,
+                closed_by_any_success=False,
+                on_change=partial(self._auth_changed, secret_name, gauge),
+            )
+        return breaker
 
     async def deliver(
         self,
@@ -116,43 +133,53 @@ class Deliverer:
         attempt = 0
         first_not_found: float | None = None
         while not abandoned():
-            auth_probe = await self.auth_gate.wait_turn()
-            if auth_probe:
-                self._reload_secrets()
-            circuit_probe = await self.circuit.wait_turn()
-            try:
-                sent = await self._send_once(call, follow_up, abandoned, auth_probe, circuit_probe)
-            except RedoAuthError as exc:
-                await self._failed(self.auth_gate, auth_probe)
-                log.error("Redo refused the API secret; calls stopped", extra=_context(call, exc))
-                await self._release_probe(self.circuit, circuit_probe)
-                continue
-            except RedoRejectedError as exc:
-                await self._succeeded(auth_probe, circuit_probe)
-                await dead_letter(call, exc)
-                return Outcome.DEAD_LETTERED
-            except RedoNotFoundError as exc:
-                await self._succeeded(auth_probe, circuit_probe)
-                now = time.monotonic()
-                first_not_found = first_not_found if first_not_found is not None else now
-                if now - first_not_found >= self._policy.not_found_window_seconds:
-                    await dead_letter(call, exc)
-                    return Outcome.DEAD_LETTERED
-                delay = self._policy.backoff(attempt)
-                metrics.REDO_RETRIES.labels(reason="not_found").inc()
-            except RedoRetryableError as exc:
-                await self._release_probe(self.auth_gate, auth_probe)
-                await self._retryable_failure(circuit_probe)
-                delay = self._policy.backoff(attempt, exc.retry_after)
-                metrics.REDO_RETRIES.labels(reason=_retry_reason(exc)).inc()
-                log.warning("Redo call failed, retrying in %.2fs", delay, extra=_context(call, exc))
-            else:
-                if not sent:  # revoked, or a gate closed while it waited for a slot
-                    await self._release_probe(self.auth_gate, auth_probe)
-                    await self._release_probe(self.circuit, circuit_probe)
+            secret = self._secrets.secret_name(call.store_id)
+            auth = self.auth_breaker(secret)
+            async with (
+                auth.turn(abandoned) as auth_turn,
+                self.circuit.turn(abandoned) as circuit_turn,
+            ):
+                if auth_turn.abandoned or circuit_turn.abandoned:
+                    break
+                if auth_turn.is_probe:
+                    self._reload_secrets()
+                try:
+                    sent = await self._send_once(
+                        call, follow_up, abandoned, auth, auth_turn, circuit_turn
+                    )
+                except RedoAuthError as exc:
+                    self._answered(circuit_turn)  # Redo is up, it only refuses this secret
+                    auth.failed(auth_turn)
+                    log.error(
+                        "Redo refused a call", extra={**_context(call, exc), "secret": secret}
+                    )
                     continue
-                await self._succeeded(auth_probe, circuit_probe)
-                return Outcome.SENT
+                except RedoRejectedError as exc:
+                    self._answered(circuit_turn)
+                    auth.succeeded(auth_turn)
+                    return await _dead_lettered(dead_letter, call, exc)
+                except RedoNotFoundError as exc:
+                    self._answered(circuit_turn)
+                    auth.succeeded(auth_turn)
+                    now = time.monotonic()
+                    first_not_found = first_not_found if first_not_found is not None else now
+                    if now - first_not_found >= self._policy.not_found_window_seconds:
+                        return await _dead_lettered(dead_letter, call, exc)
+                    delay = self._policy.backoff(attempt)
+                    metrics.REDO_RETRIES.labels(reason="not_found").inc()
+                except RedoRetryableError as exc:
+                    self._retryable_failure(circuit_turn)
+                    delay = self._policy.backoff(attempt, exc.retry_after)
+                    metrics.REDO_RETRIES.labels(reason=_retry_reason(exc)).inc()
+                    log.warning(
+                        "Redo call failed, retrying in %.2fs", delay, extra=_context(call, exc)
+                    )
+                else:
+                    if not sent:  # revoked, or a breaker opened while it waited for a slot
+                        continue
+                    self._answered(circuit_turn)
+                    auth.succeeded(auth_turn)
+                    return Outcome.SENT
             attempt += 1
             await sleep_unless(delay, abandoned)
         return Outcome.ABANDONED
@@ -162,20 +189,18 @@ class Deliverer:
         call: RedoCall,
         follow_up: bool,
         abandoned: Callable[[], bool],
-        auth_probe: bool,
-        circuit_probe: bool,
+        auth: Breaker,
+        auth_turn: Turn,
+        circuit_turn: Turn,
     ) -> bool:
         """One request, holding a slot only while it is in flight (not during backoff).
 
         False, with nothing sent, when by the time a slot is free the call was abandoned or a
-        gate it is not the probe of has closed: a call queued for a slot when Redo went down
+        breaker it is not the probe of has opened: a call queued for a slot when Redo went down
         must not go out anyway."""
         await self._slots.acquire(urgent=follow_up)
         try:
-            closed = (self.circuit.closed and not circuit_probe) or (
-                self.auth_gate.closed and not auth_probe
-            )
-            if closed or abandoned():
+            if self.circuit.holds(circuit_turn) or auth.holds(auth_turn) or abandoned():
                 return False
             await self._rate.acquire()
             await self._client.send(call)
@@ -190,38 +215,38 @@ class Deliverer:
         except ConfigError as exc:
             log.error("cannot re-read the Redo secret, keeping the old one: %s", exc)
 
-    async def _succeeded(self, auth_probe: bool, circuit_probe: bool) -> None:
-        """Redo answered (even with 400/404): it is up and the secret is good."""
+    def _answered(self, circuit_turn: Turn) -> None:
+        """Redo answered (even with 400/401/404): it is up."""
         self._consecutive_failures = 0
-        if auth_probe or self.auth_gate.closed:
-            await self.auth_gate.open()
-        if circuit_probe or self.circuit.closed:
-            await self.circuit.open()
+        self.circuit.succeeded(circuit_turn)
 
-    async def _retryable_failure(self, circuit_probe: bool) -> None:
+    def _retryable_failure(self, circuit_turn: Turn) -> None:
         self._consecutive_failures += 1
-        if circuit_probe:
-            await self.circuit.probe_failed()
-        elif self._consecutive_failures >= self._policy.circuit_failure_threshold:
-            await self.circuit.close()
+        if circuit_turn.is_probe or (
+            self._consecutive_failures >= self._policy.circuit_failure_threshold
+        ):
+            self.circuit.failed(circuit_turn)
 
-    @staticmethod
-    async def _failed(gate: Gate, probe: bool) -> None:
-        if probe:
-            await gate.probe_failed()
+    def _auth_changed(self, secret: str, gauge: Gauge, is_open: bool) -> None:
+        gauge.set(int(is_open))
+        if is_open:
+            log.error(
+                "Redo refuses the %s API secret: its calls are held, one probe every %gs",
+                secret,
+                self._policy.auth_retry_seconds,
+                extra={"secret": secret},
+            )
         else:
-            await gate.close()
-
-    @staticmethod
-    async def _release_probe(gate: Gate, probe: bool) -> None:
-        """A probe that ended for an unrelated reason must not keep the gate stuck."""
-        if probe:
-            await gate.probe_failed()
+            log.info("Redo accepts the %s API secret again", secret, extra={"secret": secret})
 
 
-def _mirror(closed: bool, flag: threading.Event, gauge: Gauge) -> None:
-    gauge.set(int(closed))
-    if closed:
+async def _dead_lettered(dead_letter: DeadLetter, call: RedoCall, exc: RedoError) -> Outcome:
+    return Outcome.DEAD_LETTERED if await dead_letter(call, exc) else Outcome.ABANDONED
+
+
+def _mirror(is_open: bool, flag: threading.Event, gauge: Gauge) -> None:
+    gauge.set(int(is_open))
+    if is_open:
         flag.set()
     else:
         flag.clear()

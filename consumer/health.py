@@ -1,37 +1,64 @@
 """``/metrics``, ``/healthz`` and ``/readyz`` on METRICS_PORT, served from a daemon thread.
 
-Liveness means the Kafka loop is still turning (it beats every poll). Readiness means the member
-has joined the group, every assigned partition's state is restored, and Redo accepts our secret:
-a pod blocked on a 401 is alive but must not look healthy to a rollout. A member that joined and
-got no partitions (more pods than partitions) is ready: it is a standby, not a failure.
+The server starts before anything touches Kafka, so a pod waiting for an unreachable broker is
+seen (alive, not ready, its metrics scraped) rather than silent.
+
+Liveness means both loops still turn: the asyncio loop (``keep_beating`` beats every second) and,
+once started, the Kafka thread's loop (it beats every poll). Waiting for the broker at start-up is
+not a liveness failure: a restart cannot fix the network. Readiness means the member has joined
+the group, every assigned partition's state is restored, and Redo accepts the default secret: a
+pod blocked on a 401 is alive but must not look healthy to a rollout. A store's own secret being
+refused does not fail readiness (every pod has the same file, and the other stores' calls go on);
+``tracking_redo_auth_blocked{secret="store:..."}`` and its alert report it. A member that joined
+and got no partitions (more pods than partitions) is ready: it is a standby, not a failure.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 LIVENESS_TIMEOUT_SECONDS = 60.0
+LOOP_BEAT_SECONDS = 1.0
 
 
 class Health:
-    def __init__(self, auth_blocked: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        auth_blocked: Callable[[], bool],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._auth_blocked = auth_blocked
-        self._last_beat = time.monotonic()
+        self.held_writes: Callable[[], int] = lambda: 0
+        """Kafka writes held by a refusal (set once the pipeline exists): not ready meanwhile."""
+        self._clock = clock
+        self._loop_beat = clock()
+        self._kafka_beat: float | None = None  # no Kafka loop to watch before it starts
         self.joined = False
-        self.restoring: set[tuple[str, int]] = set()
+        self.restoring: set[Hashable] = set()  # one entry per assignment being restored
+        self.start_up_problem: str | None = None  # why start-up has not reached Kafka yet
 
     def beat(self) -> None:
-        self._last_beat = time.monotonic()
+        """The Kafka thread's loop turned."""
+        self._kafka_beat = self._clock()
+
+    def loop_beat(self) -> None:
+        """The asyncio loop turned."""
+        self._loop_beat = self._clock()
 
     def alive(self) -> tuple[bool, str]:
-        idle = time.monotonic() - self._last_beat
-        if idle > LIVENESS_TIMEOUT_SECONDS:
-            return False, f"Kafka loop idle for {idle:.0f}s"
+        now = self._clock()
+        loop_idle = now - self._loop_beat
+        if loop_idle > LIVENESS_TIMEOUT_SECONDS:
+            return False, f"asyncio loop stalled for {loop_idle:.0f}s"
+        if self._kafka_beat is not None and now - self._kafka_beat > LIVENESS_TIMEOUT_SECONDS:
+            return False, f"Kafka loop idle for {now - self._kafka_beat:.0f}s"
         return True, "ok"
 
     def ready(self) -> tuple[bool, str]:
@@ -39,12 +66,22 @@ class Health:
         if not alive:
             return False, why
         if not self.joined:
-            return False, "not yet assigned by the consumer group"
+            return False, self.start_up_problem or "not yet assigned by the consumer group"
         if self.restoring:
             return False, f"restoring state of {len(self.restoring)} partition(s)"
         if self._auth_blocked():
-            return False, "Redo refuses the API secret (401/403)"
+            return False, "Redo refuses the default API secret (401/403)"
+        held = self.held_writes()
+        if held:
+            return False, f"{held} Kafka write(s) held: the broker refuses them (see the log)"
         return True, "ok"
+
+
+async def keep_beating(health: Health) -> None:
+    """Beat for the asyncio loop until cancelled: a loop that stops turning stops beating."""
+    while True:
+        health.loop_beat()
+        await asyncio.sleep(LOOP_BEAT_SECONDS)
 
 
 class HealthServer:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import json
 import logging
 import queue
@@ -91,7 +92,9 @@ class KafkaSource:
         self._changelog = changelog
         self._restorer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="restore")
         self._restored: queue.SimpleQueue[PartitionWork] = queue.SimpleQueue()
-        self._at_end: set[PartitionWork] = set()
+        self._told_caught_up: dict[PartitionWork, bool] = {}  # what the loop was last told
+        reset = str(self._config.get("auto.offset.reset", "earliest")).lower()
+        self._start_at_end = reset in ("latest", "largest", "end")
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set, then shut down gracefully."""
@@ -121,7 +124,7 @@ class KafkaSource:
 
     def _hand_over(self, consumer: Consumer, messages: list[Message]) -> None:
         batch: list[RawRecord] = []
-        ends: dict[tuple[str, int], int] = {}
+        last: dict[PartitionWork, int] = {}  # index in ``batch`` of each partition's last record
         for message in messages:
             error = message.error()
             if error is not None:
@@ -133,10 +136,7 @@ class KafkaSource:
                 continue  # not ours, or fetched before its restore: re-read after the seek
             work.register(offset)
             work.next_offset = offset + 1
-            end = ends.get((topic, partition))
-            if end is None:
-                end = ends[(topic, partition)] = self._log_end(consumer, work)
-            self._at_end.discard(work)
+            last[work] = len(batch)
             batch.append(
                 RawRecord(
                     topic,
@@ -146,9 +146,13 @@ class KafkaSource:
                     message.value(),
                     tuple(message.headers() or ()),
                     work,
-                    at_end=offset + 1 >= end >= 0,
                 )
             )
+        for work, index in last.items():
+            at_end = self._at_log_end(consumer, work)
+            self._told_caught_up[work] = at_end
+            if at_end:
+                batch[index] = dataclasses.replace(batch[index], at_end=True)
         if batch:
             metrics.RECORDS_CONSUMED.labels(self._settings.topic).inc(len(batch))
             self._loop.call_soon_threadsafe(self._pipeline.accept, batch)
@@ -209,7 +213,7 @@ class KafkaSource:
         for tp in partitions:
             work = self._tracker.assign(tp.topic, tp.partition)
             self._paused.add((tp.topic, tp.partition))
-            self._health.restoring.add((tp.topic, tp.partition))
+            self._health.restoring.add(work)
             self._restorer.submit(self._restore, work)
         self._health.joined = True
         metrics.ASSIGNED_PARTITIONS.set(len(self._tracker.all()))
@@ -242,43 +246,62 @@ class KafkaSource:
             work = self._restored.get()
             key = (work.topic, work.partition)
             if work.revoked or self._tracker.get(*key) is not work:
-                self._health.restoring.discard(key)
+                self._health.restoring.discard(work)  # this assignment's, not a newer one's
                 continue
             tp = TopicPartition(work.topic, work.partition)
             try:
                 committed = consumer.committed([tp], timeout=30)[0].offset
-                low, _high = consumer.get_watermark_offsets(tp, timeout=30)
-                start = committed if committed >= 0 else low
+                low, high = consumer.get_watermark_offsets(tp, timeout=30)
+                # No committed offset yet (a new group): auto.offset.reset decides.
+                start = committed if committed >= 0 else high if self._start_at_end else low
                 consumer.seek(TopicPartition(work.topic, work.partition, start))
             except KafkaException as exc:
                 log.warning("cannot position %s[%d] yet: %s", *key, exc)
                 retry.append(work)
                 continue
             work.next_offset = start
-            work.committed = start  # nothing before it can be replayed
-            self._health.restoring.discard(key)
+            if committed >= 0:
+                work.committed = start  # nothing before it can be replayed
+            else:
+                # A new group: commit where it starts, so that a restart before its first
+                # record resumes here instead of applying auto.offset.reset again (with
+                # ``latest`` that would skip whatever arrived while it was down).
+                work.committable = start
+            self._health.restoring.discard(work)
         for work in retry:
             self._restored.put(work)
 
     def _update_caught_up(self, consumer: Consumer) -> None:
-        """Tell the loop when an idle partition has fetched everything up to the log end.
+        """Tell the loop when a partition's caught-up state changed without a record saying so.
 
+        Caught up means the consumer's position reached the log end: a partition with newer
+        records still unread is not, so its timers wait on stream time instead of firing on the
+        wall clock for shipments whose newer scans are unread. The position, not ``last offset
+        + 1``, because a transactional producer's commit marker sits after the last record. A
+        paused partition (backpressure, an open circuit, the auth gate) is never caught up:
+        librdkafka need not refresh a paused partition's high watermark, so records arriving
+        meanwhile can go unseen (tests/test_caught_up.py: with the position check alone, a
+        paused partition reported a stall its unread "delivered" scan had made false).
+        Its timers are delayed, not lost: detection times are the deadlines themselves.
         Sent through the loop's queue, behind the records already handed over, so the rules
-        switch to the wall clock only after those records were accepted. (A partition with
-        records in flight learns it from its last record's ``at_end``.)"""
+        switch to the wall clock only after those records were accepted."""
         for work in self._tracker.all():
-            if work.next_offset is None or work in self._at_end:
+            if work.next_offset is None:
                 continue
-            end = self._log_end(consumer, work)
-            if end >= 0 and work.next_offset >= end:
-                self._at_end.add(work)
-                self._loop.call_soon_threadsafe(self._pipeline.caught_up, work)
+            at_end = self._at_log_end(consumer, work)
+            if self._told_caught_up.get(work) != at_end:
+                self._told_caught_up[work] = at_end
+                self._loop.call_soon_threadsafe(self._pipeline.set_caught_up, work, at_end)
 
-    @staticmethod
-    def _log_end(consumer: Consumer, work: PartitionWork) -> int:
-        """The high watermark librdkafka last saw (no request; -1001 when not yet known)."""
+    def _at_log_end(self, consumer: Consumer, work: PartitionWork) -> bool:
+        """Not paused, and the position at or past the high watermark librdkafka last saw (no
+        request; either is negative while not yet known)."""
+        if (work.topic, work.partition) in self._paused:
+            return False
         tp = TopicPartition(work.topic, work.partition)
-        return int(consumer.get_watermark_offsets(tp, cached=True)[1])
+        end = int(consumer.get_watermark_offsets(tp, cached=True)[1])
+        position = int(consumer.position([tp])[0].offset)
+        return end >= 0 and position >= end
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         works = self._release(partitions)
@@ -301,11 +324,12 @@ class KafkaSource:
             if work is not None:
                 works.append(work)
             self._paused.discard((tp.topic, tp.partition))
-            self._health.restoring.discard((tp.topic, tp.partition))
             if work is not None:
-                self._at_end.discard(work)
-            with contextlib.suppress(KeyError):
-                metrics.CONSUMER_LAG.remove(tp.topic, str(tp.partition))
+                self._health.restoring.discard(work)
+                self._told_caught_up.pop(work, None)
+            for series in (metrics.CONSUMER_LAG, metrics.COMMITTED_OFFSET):
+                with contextlib.suppress(KeyError):
+                    series.remove(tp.topic, str(tp.partition))
         metrics.ASSIGNED_PARTITIONS.set(len(self._tracker.all()))
         return works
 

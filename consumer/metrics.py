@@ -42,7 +42,10 @@ REDO_REQUEST_DURATION = Histogram(
 REDO_RETRIES = Counter("tracking_redo_retries_total", "Redo calls retried, by reason.", ["reason"])
 REDO_IN_FLIGHT = Gauge("tracking_redo_in_flight_requests", "Redo requests currently in flight.")
 REDO_AUTH_BLOCKED = Gauge(
-    "tracking_redo_auth_blocked", "1 while Redo answers 401/403 and calls are stopped."
+    "tracking_redo_auth_blocked",
+    "1 while Redo answers 401/403 to a secret and the calls made with it are held; by secret "
+    "(default, or store:<storeId> for a store's own secret).",
+    ["secret"],
 )
 CIRCUIT_OPEN = Gauge(
     "tracking_redo_circuit_open", "1 while the circuit breaker holds calls because Redo is down."
@@ -86,4 +89,10 @@ STATES_QUARANTINED = Counter(
     "tracking_states_quarantined_total",
     "Changelog state records set aside at restore (unreadable or unschedulable), by reason.",
     ["reason"],
+)
+KAFKA_WRITES_HELD = Gauge(
+    "tracking_kafka_writes_held",
+    "Dead-letter or state writes held because the broker refuses them in a way retrying cannot "
+    "fix (unknown topic, not authorised, too large); their records stay uncommitted.",
+    ["topic"],
 )

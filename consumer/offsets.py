@@ -31,6 +31,9 @@ class PartitionWork:
     revoked: bool = False
     next_offset: int | None = None
     caught_up: bool = False
+    """Owned by the loop: the clock follows the wall clock (``Pipeline.set_caught_up``)."""
+    timers_queued: int = 0
+    """Owned by the loop: timer jobs queued and not finished; they count toward ``buffered``."""
 
     def register(self, offset: int) -> None:
         with self._lock:
@@ -46,9 +49,10 @@ class PartitionWork:
 
     @property
     def buffered(self) -> int:
-        """Records fetched and not yet done."""
+        """Records fetched and not yet done, and timer jobs queued: what the partition holds in
+        memory, which backpressure bounds."""
         with self._lock:
-            return len(self._outstanding)
+            return len(self._outstanding) + self.timers_queued
 
     def settled(self) -> bool:
         """Everything fetched so far is done and committed: nothing of it can be replayed."""

@@ -14,6 +14,7 @@ waits, bounded, for what is in flight.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -40,9 +41,10 @@ from consumer.rules import (
     Verdict,
     fire_timers,
     is_stale,
+    later,
     process_scan,
 )
-from consumer.schema_registry import SchemaRegistryUnavailable
+from consumer.schema_registry import SchemaPending, SchemaRegistryUnavailable
 from consumer.state.changelog import Changelog
 from consumer.state.store import PartitionStore, RestoredStates
 
@@ -57,6 +59,8 @@ class ProcessingSettings:
     rules: RulesConfig
     forward: ForwardPolicy
     max_scan_age: timedelta
+    max_clock_skew: timedelta
+    max_buffered_per_partition: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +71,33 @@ class TimerOrigin:
     partition: int
     key: bytes
     offset: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    """A shipment's state before a job touched it, to put back if the job fails."""
+
+    fulfillment_id: str
+    state: ShipmentState | None
+    offset: int
+
+    @classmethod
+    def of(cls, store: PartitionStore, fulfillment_id: str) -> _Snapshot:
+        return cls(fulfillment_id, store.get(fulfillment_id), store.offset_of(fulfillment_id))
+
+    def restore(self, store: PartitionStore, *, reschedule: bool = True) -> None:
+        store.discard(self.fulfillment_id)
+        if self.state is None:
+            return
+        store.put(self.fulfillment_id, self.state, self.offset)
+        if reschedule:
+            with contextlib.suppress(Exception):  # it was scheduled with this state before
+                store.schedule(self.fulfillment_id)
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception as a dead letter's error header: its type and its message."""
+    return f"{type(exc).__name__}: {exc}"
 
 
 class Pipeline:
@@ -93,6 +124,8 @@ class Pipeline:
         self._running: Counter[PartitionWork] = Counter()
         self._progress = asyncio.Condition()
         self._waiting = 0  # drains waiting on ``_progress``: jobs notify only when there are
+        self.writes_held = 0
+        """Kafka writes held by a refusal retrying cannot fix (``/readyz`` reports them)."""
 
     # --- partitions -----------------------------------------------------------------------
 
@@ -100,7 +133,13 @@ class Pipeline:
         """A partition's state was restored: its records may now be processed."""
         if work.revoked:
             return
-        self._stores[work] = PartitionStore(self._settings.rules, restored)
+        store = PartitionStore(self._settings.rules, restored)
+        self._stores[work] = store
+        for fulfillment_id in restored.rewrite:
+            # A former owner's late write landed after this newer state: write the newer one
+            # again, or compaction (the key's last record wins) would bring the older back.
+            job = self._rewrite(work, store, fulfillment_id)
+            self._dispatcher.submit(fulfillment_id, self._tracked(work, None, job))
         self._update_shipment_gauge()
 
     def detach(self, works: Iterable[PartitionWork]) -> None:
@@ -114,39 +153,70 @@ class Pipeline:
     # --- intake ---------------------------------------------------------------------------
 
     def accept(self, records: Iterable[RawRecord]) -> None:
-        """Queue a fetched batch, in fetch order (called on the loop)."""
+        """Queue a fetched batch, in fetch order (called on the loop).
+
+        Nothing a record holds may escape from here: whatever goes wrong with one record (its
+        bytes, its dates, a bug) dead-letters that record, and the next one is processed."""
         for record in records:
             store = self._stores.get(record.work)
             if record.work.revoked or store is None:
                 continue
-            if not record.key:
-                self._submit_dead_letter(record, "missing_key", "record has no key")
-                continue
+            record.work.caught_up = record.at_end
             try:
-                event = self._checked(record, self._decoder.decode(record.value or b""))
-            except DecodeError as exc:
-                self._submit_dead_letter(record, "decode", str(exc))
-                continue
-            except SchemaRegistryUnavailable:
-                key = record.key.decode("utf-8", "replace")
-                self._dispatcher.submit(key, partial(self._decode_later, record, store))
-                continue
-            self._schedule_scan(record, store, event)
+                self._intake(record, store)
+            except Exception as exc:
+                log.exception("record failed before processing", extra=record.context())
+                self._submit_dead_letter(record, "processing_error", _describe(exc))
 
-    def caught_up(self, work: PartitionWork) -> None:
-        """The partition fetched everything up to its end: its clock follows the wall clock."""
-        work.caught_up = True
+    def set_caught_up(self, work: PartitionWork, caught_up: bool) -> None:
+        """The Kafka thread's verdict, queued behind the records it handed over: caught up once
+        the consumer's position reached the log end, no longer once newer records wait unread
+        (the partition is paused, or they are not fetched yet)."""
+        work.caught_up = caught_up
 
-    def _schedule_scan(
-        self, record: RawRecord, store: PartitionStore, event: TrackingEvent
-    ) -> None:
-        record.work.caught_up = record.at_end
+    def _intake(self, record: RawRecord, store: PartitionStore) -> None:
+        if not record.key:
+            self._submit_dead_letter(record, "missing_key", "record has no key")
+            return
+        try:
+            event = self._checked(record, self._decoder.decode(record.value or b"", record.headers))
+        except SchemaPending as pending:
+            # Fetched off the loop inside the shipment's own FIFO: later records of the same
+            # shipment queue behind it, so its order is kept while others flow. The clock it
+            # will be applied with is the one of this moment, as if it had decoded now.
+            floor = store.clock(self._now(), caught_up=record.work.caught_up)
+            key = record.key.decode("utf-8", "replace")
+            job = self._decode_later(record, pending, floor)
+            self._dispatcher.submit(key, self._tracked(record.work, record.offset, job))
+            return
+        except DecodeError as exc:
+            self._submit_dead_letter(record, "decode", str(exc))
+            return
+        too_far = self._future_error(event)
+        if too_far is not None:
+            self._submit_dead_letter(record, "future_event_time", too_far)
+            return
         store.observe(event.occurred_at)
         clock = store.clock(self._now(), caught_up=record.work.caught_up)
         assert clock is not None  # stream time was just observed
         self._fire_due(record.work, store, clock, skip=event.fulfillment_id)
-        job = self._tracked(record.work, record.offset, self._scan(record, store, event, clock))
-        self._dispatcher.submit(event.fulfillment_id, job)
+        job = self._scan(record, store, event, clock)
+        self._dispatcher.submit(
+            event.fulfillment_id, self._tracked(record.work, record.offset, job)
+        )
+
+    def _future_error(self, event: TrackingEvent) -> str | None:
+        """Why a scan is dated too far ahead to be believed, or None.
+
+        Past the wall clock plus ``MAX_CLOCK_SKEW`` it is dead-lettered: as the partition's
+        stream time it would make every other shipment look stalled or late."""
+        limit = later(self._now(), self._settings.max_clock_skew)
+        if event.occurred_at <= limit:
+            return None
+        return (
+            f"occurredAt {event.occurred_at.isoformat()} is later than the wall clock plus "
+            f"MAX_CLOCK_SKEW ({limit.isoformat()})"
+        )
 
     def tick(self) -> None:
         """Fire the timers of caught-up partitions on the wall clock (called every second)."""
@@ -161,22 +231,39 @@ class Pipeline:
         self, work: PartitionWork, store: PartitionStore, clock: datetime, skip: str = ""
     ) -> None:
         """Queue the timers due at ``clock``; ``skip``'s own scan job fires its timers itself,
-        in the engine's order (before the scan's time, then after applying it)."""
+        in the engine's order (before the scan's time, then after applying it).
+
+        Timer jobs count toward the partition's buffer: beyond its limit the rest stay due and
+        are queued by a later tick, so a clock jump over a million deadlines cannot queue a
+        million jobs at once."""
+        room = self._settings.max_buffered_per_partition - work.buffered
         for fulfillment_id in store.due(clock):
             if fulfillment_id == skip:
                 continue
-            job = self._tracked(work, None, self._timers(work, store, fulfillment_id, clock))
-            self._dispatcher.submit(fulfillment_id, job)
+            if room <= 0:
+                store.schedule(fulfillment_id)  # still due: the next tick takes it
+                continue
+            room -= 1
+            work.timers_queued += 1
+            job = self._timers(work, store, fulfillment_id, clock)
+            self._dispatcher.submit(fulfillment_id, self._tracked(work, None, job, timer=True))
 
     def _submit_dead_letter(self, record: RawRecord, reason: str, error: str) -> None:
-        log.warning("undecodable record: %s", error, extra=record.context())
-        key: Hashable = ("dead-letter", record.topic, record.partition)
+        log.warning("record dead-lettered (%s): %s", reason, error, extra=record.context())
+        # On its shipment's FIFO when it has a key: dead letters of different shipments are
+        # written concurrently (one at a time per partition took ~20 ms each, the producer's
+        # linger), and one shipment's records still finish in order.
+        key: Hashable = (
+            record.key.decode("utf-8", "replace")
+            if record.key
+            else ("dead-letter", record.topic, record.partition)
+        )
         job = self._tracked(record.work, record.offset, self._dead_letter(record, reason, error))
         self._dispatcher.submit(key, job)
 
     async def _dead_letter(self, record: RawRecord, reason: str, error: str) -> str | None:
         written = await self._until_written(
-            record.work, lambda: self._dead_letters.undecodable(record, reason, error)
+            record.work, lambda: self._dead_letters.record(record, reason, error)
         )
         return "dead_lettered" if written else None
 
@@ -185,25 +272,37 @@ class Pipeline:
             raise DecodeError("record key does not match the event's fulfillmentId")
         return event
 
-    async def _decode_later(self, record: RawRecord, store: PartitionStore) -> None:
-        """The registry was unreachable: retry decoding off the loop, then queue the scan behind
-        this job on the same FIFO (same key), so the shipment's order is kept."""
+    async def _decode_later(
+        self, record: RawRecord, pending: SchemaPending, floor: datetime | None
+    ) -> str | None:
+        """Fetch the record's writer schema (retried while the registry is unreachable), then
+        process the record in this same job, ahead of the shipment's later records."""
         attempt = 0
-        while not record.work.revoked:
+        while True:
             try:
-                decoded = await asyncio.to_thread(self._decoder.decode, record.value or b"")
-                event = self._checked(record, decoded)
+                await self._decoder.fetch_schema(pending.reference)
+                event = self._checked(
+                    record, self._decoder.decode(record.value or b"", record.headers)
+                )
+                break
             except SchemaRegistryUnavailable as exc:
+                if record.work.revoked:
+                    return None
                 delay = self._retry.backoff(attempt)
                 log.warning("schema registry unavailable, retrying in %.1fs: %s", delay, exc)
                 attempt += 1
                 await sleep_unless(delay, lambda: record.work.revoked)
-                continue
             except DecodeError as exc:
-                self._submit_dead_letter(record, "decode", str(exc))
-                return
-            self._schedule_scan(record, store, event)
-            return
+                return await self._dead_letter(record, "decode", str(exc))
+        store = self._stores.get(record.work)
+        if store is None or record.work.revoked:
+            return None
+        too_far = self._future_error(event)
+        if too_far is not None:
+            return await self._dead_letter(record, "future_event_time", too_far)
+        store.observe(event.occurred_at)
+        clock = event.occurred_at if floor is None else max(floor, event.occurred_at)
+        return await self._scan(record, store, event, clock)
 
     # --- jobs -----------------------------------------------------------------------------
 
@@ -212,13 +311,18 @@ class Pipeline:
         work: PartitionWork,
         offset: int | None,
         job: Coroutine[Any, Any, str | None],
+        *,
+        timer: bool = False,
     ) -> Callable[[], Coroutine[Any, Any, None]]:
         """Wrap a job: skip it once its partition is revoked, count it for ``drain``, and mark
-        its record done (when it has one) on a final outcome."""
+        its record done (when it has one) on a final outcome. A ``timer`` job was counted in
+        ``work.timers_queued`` when queued and is uncounted here, whether it ran or not."""
 
         async def run() -> None:
             if work.revoked:
                 job.close()
+                if timer:
+                    work.timers_queued -= 1
                 return
             self._running[work] += 1
             try:
@@ -227,6 +331,8 @@ class Pipeline:
                     work.done(offset)
                     metrics.RECORDS_DONE.labels(outcome=outcome).inc()
             finally:
+                if timer:
+                    work.timers_queued -= 1
                 self._running[work] -= 1
                 if not self._running[work]:
                     del self._running[work]
@@ -240,52 +346,92 @@ class Pipeline:
         self, record: RawRecord, store: PartitionStore, event: TrackingEvent, clock: datetime
     ) -> str | None:
         fulfillment_id = event.fulfillment_id
-        transition = process_scan(
-            store.get(fulfillment_id),
-            event,
-            clock=clock,
-            config=self._settings.rules,
-            forward=self._settings.forward,
-        )
-        if transition.verdict is Verdict.DUPLICATE:
-            metrics.DEDUP_DROPS.inc()
+        before = _Snapshot.of(store, fulfillment_id)
+        try:
+            transition = process_scan(
+                store.get(fulfillment_id),
+                event,
+                clock=clock,
+                config=self._settings.rules,
+                forward=self._settings.forward,
+            )
+            if transition.verdict is Verdict.DUPLICATE:
+                metrics.DEDUP_DROPS.inc()
+                store.schedule(fulfillment_id)
+                return "duplicate"
+            if transition.verdict is Verdict.OUT_OF_ORDER:
+                metrics.OUT_OF_ORDER_SCANS.inc()
+            store.put(fulfillment_id, transition.state, record.offset)
+            outcome = await self._send_all(record.work, record, transition.calls)
+            if outcome is None or not await self._persist(
+                record.work, fulfillment_id, transition.state, store.offset_of(fulfillment_id)
+            ):
+                return None
             store.schedule(fulfillment_id)
-            return "duplicate"
-        if transition.verdict is Verdict.OUT_OF_ORDER:
-            metrics.OUT_OF_ORDER_SCANS.inc()
-        store.put(fulfillment_id, transition.state, record.offset)
-        outcome = await self._send_all(record.work, record, transition.calls)
-        if outcome is None or not await self._persist(
-            record.work, fulfillment_id, transition.state, store.offset_of(fulfillment_id)
-        ):
-            return None
-        store.schedule(fulfillment_id)
+        except Exception as exc:
+            before.restore(store)
+            log.exception("processing a record failed; dead-lettered", extra=record.context())
+            return await self._dead_letter(record, "processing_error", _describe(exc))
         return "out_of_order" if transition.verdict is Verdict.OUT_OF_ORDER else outcome
 
     async def _timers(
         self, work: PartitionWork, store: PartitionStore, fulfillment_id: str, clock: datetime
     ) -> str | None:
+        before = _Snapshot.of(store, fulfillment_id)
+        origin = TimerOrigin(work.topic, work.partition, fulfillment_id.encode())
+        try:
+            return await self._run_timers(work, store, fulfillment_id, clock, origin)
+        except Exception as exc:
+            # The shipment keeps its state and is not rescheduled: its next scan schedules it
+            # again, so a timer that cannot run does not fail again every tick.
+            before.restore(store, reschedule=False)
+            log.exception(
+                "a shipment's timers failed; dead-lettered",
+                extra={"fulfillment_id": fulfillment_id, "partition": work.partition},
+            )
+            error = _describe(exc)
+            written = await self._until_written(
+                work, lambda: self._dead_letters.failed_timer(origin, "processing_error", error)
+            )
+            return "dead_lettered" if written else None
+
+    async def _run_timers(
+        self,
+        work: PartitionWork,
+        store: PartitionStore,
+        fulfillment_id: str,
+        clock: datetime,
+        origin: TimerOrigin,
+    ) -> str | None:
         state = store.get(fulfillment_id)
         if state is None:
             return "no_call"
         fired = fire_timers(state, clock=clock, config=self._settings.rules)
-        store.put(fulfillment_id, fired.state, store.offset_of(fulfillment_id))
-        origin = TimerOrigin(work.topic, work.partition, fulfillment_id.encode())
+        offset = store.offset_of(fulfillment_id)
+        store.put(fulfillment_id, fired.state, offset)
         if await self._send_all(work, origin, fired.calls) is None:
             return None
         expired = store.expired(fulfillment_id, clock)
-        if expired and work.settled():
-            offset = store.offset_of(fulfillment_id)
+        # Expiry is decided per shipment: once its own records are committed, no replay can
+        # bring them back, whatever the rest of the partition is doing.
+        if expired and work.committed is not None and work.committed > offset:
             store.discard(fulfillment_id)
             return "expired" if await self._persist(work, fulfillment_id, None, offset) else None
-        if fired.calls and not await self._persist(
-            work, fulfillment_id, fired.state, store.offset_of(fulfillment_id)
-        ):
+        if fired.calls and not await self._persist(work, fulfillment_id, fired.state, offset):
             return None
         # An expired shipment whose records are not all committed may be replayed after a crash
         # or rebalance; forgetting it now would re-send its calls. Look again a little later.
-        store.schedule(fulfillment_id, not_before=clock + EXPIRY_RECHECK if expired else None)
+        store.schedule(fulfillment_id, not_before=later(clock, EXPIRY_RECHECK) if expired else None)
         return "timers"
+
+    async def _rewrite(
+        self, work: PartitionWork, store: PartitionStore, fulfillment_id: str
+    ) -> str | None:
+        state = store.get(fulfillment_id)
+        if state is None:
+            return "no_call"
+        offset = store.offset_of(fulfillment_id)
+        return "rewritten" if await self._persist(work, fulfillment_id, state, offset) else None
 
     async def _persist(
         self, work: PartitionWork, fulfillment_id: str, state: ShipmentState | None, offset: int
@@ -300,19 +446,38 @@ class Pipeline:
         self, work: PartitionWork, write: Callable[[], Coroutine[Any, Any, None]]
     ) -> bool:
         """Retry a Kafka write the broker did not acknowledge (librdkafka already retried for
-        ``message.timeout.ms``) until it succeeds, or the partition is given up (False)."""
+        ``message.timeout.ms``) until it succeeds, or the partition is given up (False).
+
+        A refusal that retrying cannot fix by itself (no such topic, not authorised) holds the
+        partition visibly: an error log per attempt, ``tracking_kafka_writes_held`` (alerted
+        on) and ``/readyz`` false, until an operator fixes it or the partition moves away."""
         attempt = 0
-        while True:  # one attempt even once revoked: what it records is done (e.g. a 2xx)
-            try:
-                await write()
-                return True
-            except ProduceError as exc:
-                if work.revoked:
-                    return False
-                delay = self._retry.backoff(attempt)
-                log.error("Kafka write failed, retrying in %.1fs: %s", delay, exc)
-                attempt += 1
-                await sleep_unless(delay, lambda: work.revoked)
+        held: str | None = None
+        try:
+            while True:  # one attempt even once revoked: what it records is done (e.g. a 2xx)
+                try:
+                    await write()
+                    return True
+                except ProduceError as exc:
+                    if work.revoked:
+                        return False
+                    if exc.permanent and held is None:
+                        held = exc.topic
+                        self.writes_held += 1
+                        metrics.KAFKA_WRITES_HELD.labels(topic=held).inc()
+                    delay = self._retry.backoff(attempt)
+                    log.error(
+                        "Kafka write failed, retrying in %.1fs: %s",
+                        delay,
+                        exc,
+                        extra={"partition": work.partition, "held": exc.permanent},
+                    )
+                    attempt += 1
+                    await sleep_unless(delay, lambda: work.revoked)
+        finally:
+            if held is not None:
+                self.writes_held -= 1
+                metrics.KAFKA_WRITES_HELD.labels(topic=held).dec()
 
     async def _send_all(
         self, work: PartitionWork, origin: Origin, calls: Sequence[RedoCall]
@@ -349,13 +514,17 @@ class Pipeline:
 
     async def _reject(
         self, work: PartitionWork, origin: Origin, call: RedoCall, exc: RedoError
-    ) -> None:
+    ) -> bool:
+        """Dead-letter a call Redo refused; False when the write was given up (revoke), so the
+        call, and its record, are not done."""
         log.error(
             "Redo refused a call; dead-lettered: %s",
             exc,
             extra={"fulfillment_id": call.fulfillment_id, "partition": origin.partition},
         )
-        await self._until_written(work, lambda: self._dead_letters.rejected_call(origin, call, exc))
+        return await self._until_written(
+            work, lambda: self._dead_letters.rejected_call(origin, call, exc)
+        )
 
     # --- revoke and shutdown --------------------------------------------------------------
 

@@ -22,8 +22,36 @@ POLL_INTERVAL_SECONDS = 0.002
 _FULL_QUEUE_WAIT_SECONDS = 0.05
 
 
+# Refusals that no retry fixes by itself: the topic is missing or we may not write to it.
+_PERMANENT = frozenset(
+    {
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._UNKNOWN_TOPIC,
+        KafkaError._UNKNOWN_PARTITION,
+    }
+)
+_TOO_LARGE = frozenset({KafkaError.MSG_SIZE_TOO_LARGE})  # librdkafka and the broker alike
+
+
 class ProduceError(TrackingConsumerError):
     """The broker did not acknowledge a write (after librdkafka's own retries)."""
+
+    def __init__(self, message: str, *, topic: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.topic = topic
+        self.code = code
+
+    @property
+    def too_large(self) -> bool:
+        """The record is bigger than the topic (or librdkafka) accepts: resending it won't do."""
+        return self.code in _TOO_LARGE
+
+    @property
+    def permanent(self) -> bool:
+        """Retrying cannot fix this without an operator (missing topic, no authorisation)."""
+        return self.code in _PERMANENT or self.too_large
 
 
 class AsyncProducer:
@@ -50,7 +78,7 @@ class AsyncProducer:
 
         def on_delivery(err: KafkaError | None, _msg: Message) -> None:
             self._unacked -= 1
-            _settle(acked, err)
+            _settle(acked, err, topic)
 
         kwargs: dict[str, Any] = {"key": key, "headers": list(headers), "on_delivery": on_delivery}
         if partition is not None:
@@ -63,7 +91,12 @@ class AsyncProducer:
                 self._keep_polling()  # librdkafka's queue is full: the poller drains it
                 await asyncio.sleep(_FULL_QUEUE_WAIT_SECONDS)
             except KafkaException as exc:
-                raise ProduceError(f"cannot produce to {topic}: {exc}") from exc
+                error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+                raise ProduceError(
+                    f"cannot produce to {topic}: {exc}",
+                    topic=topic,
+                    code=None if error is None else error.code(),
+                ) from exc
         self._unacked += 1
         self._keep_polling()
         await acked
@@ -88,10 +121,14 @@ class AsyncProducer:
         self._producer.flush(timeout)
 
 
-def _settle(future: asyncio.Future[None], err: KafkaError | None) -> None:
+def _settle(future: asyncio.Future[None], err: KafkaError | None, topic: str) -> None:
     if future.done():
         return
     if err is None:
         future.set_result(None)
     else:
-        future.set_exception(ProduceError(f"write not acknowledged: {err.str()}"))
+        future.set_exception(
+            ProduceError(
+                f"write to {topic} not acknowledged: {err.str()}", topic=topic, code=err.code()
+            )
+        )

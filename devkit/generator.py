@@ -64,9 +64,13 @@ def tracking_stream(
     unknown_every: int = 0,
     prefix: str = "ful",
 ) -> list[TrackingEvent]:
-    """A whole stream in event-time order; every ``unknown_every``-th scan has status unknown."""
+    """A whole stream in event-time order; every ``unknown_every``-th scan has status unknown.
+
+    Without ``start`` it is a recent backlog that ends a minute ago: no scan is dated in the
+    future, which the consumer would dead-letter (``MAX_CLOCK_SKEW``)."""
     rng = random.Random(seed)
-    begin = start or datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
+    now = datetime.now(UTC).replace(microsecond=0)
+    begin = start or now - timedelta(days=2)
     events: list[TrackingEvent] = []
     for number in range(shipments):
         offset = timedelta(minutes=rng.uniform(0, 600))
@@ -74,6 +78,9 @@ def tracking_stream(
             shipment_scans(f"{prefix}-{number:05d}", begin + offset, scans_per_shipment, rng)
         )
     events.sort(key=lambda event: event.occurred_at)
+    overshoot = events[-1].occurred_at - (now - timedelta(minutes=1)) if events else timedelta(0)
+    if start is None and overshoot > timedelta(0):
+        events = [replace(event, occurred_at=event.occurred_at - overshoot) for event in events]
     if unknown_every:
         events = [
             replace(event, status=ShipmentStatus.UNKNOWN) if i % unknown_every == 0 else event

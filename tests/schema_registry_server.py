@@ -1,15 +1,17 @@
 """A tiny but real Confluent-compatible Schema Registry over HTTP, for tests.
 
-It speaks the two endpoints the project uses, with Confluent's status codes and error bodies:
-``GET /schemas/ids/{id}`` and ``POST /subjects/{subject}/versions``. It records every request, can
-require basic auth, can be told to answer everything with a fixed response (an outage), and can
-hold schema lookups until the test releases them.
+It speaks the two endpoints the consumer uses, with Confluent's status codes and error bodies:
+``GET /schemas/ids/{id}`` and ``GET /schemas/guids/{guid}``. It records every request, can require
+basic auth, can be told to answer everything with a fixed response (an outage), and can hold
+schema lookups until the test releases them. ``hanging_registry`` is the other kind of outage: a
+port that accepts connections and never answers.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,19 +25,30 @@ class RegistryState:
     """What the server knows and what it has seen; shared with the handler threads."""
 
     schemas: dict[int, dict[str, Any]] = field(default_factory=dict)
+    guids: dict[str, int] = field(default_factory=dict)
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)
     credentials: tuple[str, str] | None = None
     override: tuple[int, bytes] | None = None
     hold: threading.Event | None = None
     lock: threading.Condition = field(default_factory=threading.Condition)
 
-    def put(self, schema_id: int, schema: str, schema_type: str | None = None) -> None:
-        """Serve ``schema`` (JSON text, verbatim) as ``schema_id``."""
+    def put(
+        self,
+        schema_id: int,
+        schema: str,
+        schema_type: str | None = None,
+        guid: str | None = None,
+    ) -> None:
+        """Serve ``schema`` (JSON text, verbatim) as ``schema_id``, and as ``guid`` if given."""
         entry: dict[str, Any] = {"schema": schema}
         if schema_type is not None:
             entry["schemaType"] = schema_type
+        if guid is not None:
+            entry["guid"] = guid  # what newer registries add to both answers
         with self.lock:
             self.schemas[schema_id] = entry
+            if guid is not None:
+                self.guids[guid] = schema_id
 
     def get_requests(self) -> list[tuple[str, str, str | None]]:
         """(method, path, Authorization header) of every request so far."""
@@ -55,37 +68,32 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self._intercepted():
             return
-        prefix = "/schemas/ids/"
-        if not self.path.startswith(prefix) or not self.path[len(prefix) :].isdigit():
+        state = self.server.state
+        schema_id = self._asked_for()
+        if schema_id is None:
             self._reply(404, {"error_code": 404, "message": "HTTP 404 Not Found"})
             return
-        state = self.server.state
         if state.hold is not None and not state.hold.wait(timeout=10):
             self._reply(500, {"error_code": 500, "message": "test never released the hold"})
             return
         with state.lock:
-            entry = state.schemas.get(int(self.path[len(prefix) :]))
+            entry = state.schemas.get(schema_id)
         if entry is None:
             self._reply(404, {"error_code": 40403, "message": "Schema not found"})
         else:
             self._reply(200, entry)
 
-    def do_POST(self) -> None:
-        if self._intercepted():
-            return
+    def _asked_for(self) -> int | None:
+        """The schema ID the path asks for (-1: an unknown GUID); None: not an endpoint."""
         parts = self.path.split("/")
-        if len(parts) != 4 or parts[1] != "subjects" or parts[3] != "versions":
-            self._reply(404, {"error_code": 404, "message": "HTTP 404 Not Found"})
-            return
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        schema = body["schema"]
-        json.loads(schema)  # a real registry refuses what is not JSON; so does this one
-        state = self.server.state
-        with state.lock:
-            known = [i for i, e in state.schemas.items() if e["schema"] == schema]
-            schema_id = known[0] if known else max(state.schemas, default=0) + 1
-            state.schemas[schema_id] = {"schema": schema}
-        self._reply(200, {"id": schema_id})
+        if len(parts) != 4 or parts[:2] != ["", "schemas"]:
+            return None
+        if parts[2] == "ids" and parts[3].isdigit():
+            return int(parts[3])
+        if parts[2] == "guids":
+            with self.server.state.lock:
+                return self.server.state.guids.get(parts[3], -1)
+        return None
 
     def _intercepted(self) -> bool:
         """Record the request; answer it here if auth fails or an override is set."""
@@ -145,3 +153,12 @@ def running_registry(state: RegistryState | None = None) -> Iterator[tuple[str, 
         server.server_close()
         thread.join(timeout=10)
         assert not thread.is_alive(), "schema registry server thread did not stop"
+
+
+@contextmanager
+def hanging_registry() -> Iterator[str]:
+    """A loopback port that accepts connections (the kernel's backlog does) and never answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"

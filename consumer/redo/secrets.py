@@ -21,6 +21,11 @@ _GLOBAL_SETTING = "REDO_API_SECRET"
 _GLOBAL_FILE_SETTING = "REDO_API_SECRET_FILE"
 _STORE_FILE_SETTING = "REDO_STORE_SECRETS_FILE"
 
+# Names of the secrets, never their values: what a 401/403 is attributed to (one auth breaker and
+# one metric label each). A store with its own secret is "store:<storeId>", which no store can
+# turn into "default".
+DEFAULT_SECRET = "default"
+
 
 class SecretProvider:
     """Gives the secret for a store: its own from the per-store file, else the global one.
@@ -55,6 +60,10 @@ class SecretProvider:
 
     def secret_for(self, store_id: str) -> str:
         return self._stores.get(store_id, self._global).get_secret_value()
+
+    def secret_name(self, store_id: str) -> str:
+        """Which secret ``secret_for(store_id)`` hands out, by name."""
+        return f"store:{store_id}" if store_id in self._stores else DEFAULT_SECRET
 
     def all_secrets(self) -> list[str]:
         """Every secret currently held (global and per store), so logging can mask them."""

@@ -2,6 +2,7 @@
 
 from consumer.rules.config import RulesConfig, Thresholds, load_rules
 from consumer.rules.engine import (
+    END_OF_TIME,
     ForwardPolicy,
     ScanTransition,
     Transition,
@@ -10,12 +11,14 @@ from consumer.rules.engine import (
     expires_at,
     fire_timers,
     is_stale,
+    later,
     next_deadline,
     process_scan,
 )
 from consumer.rules.state import ShipmentState
 
 __all__ = [
+    "END_OF_TIME",
     "ForwardPolicy",
     "RulesConfig",
     "ScanTransition",
@@ -27,6 +30,7 @@ __all__ = [
     "expires_at",
     "fire_timers",
     "is_stale",
+    "later",
     "load_rules",
     "next_deadline",
     "process_scan",

@@ -47,6 +47,11 @@ carrier activity (it ends a stall episode and may carry an ETA) but makes no sta
 leaves ``last_status`` unchanged. Scans after a terminal status are still forwarded as status calls
 (they are tracking history); terminal is sticky, so no event call ever follows it.
 
+**The calendar's edges.** Every field may hold its most extreme legal value: a last scan or an
+ETA in year 9999 would put a deadline past ``datetime.max``. Deadlines saturate at
+``END_OF_TIME`` instead of overflowing, and a timer at ``END_OF_TIME`` never fires (no clock is
+strictly past it); a deadline in year 1 simply lies in the past.
+
 **ETA reference.** The first ETA seen becomes the reference. A later ETA at least
 ``delay_min_days`` after the reference is a *delayed* (a); at least ``early_min_days`` before it,
 *arriving_early*. Either shift moves the reference to the new ETA, so a further slip of another day
@@ -77,6 +82,9 @@ from consumer.rules.state import (
     ShipmentState,
     remember,
 )
+
+END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+"""The latest representable moment: where deadlines saturate."""
 
 ForwardPolicy = Literal["all", "changes"]
 """``FORWARD_SCANS``: a status call for every scan, or only when the status differs from the last
@@ -201,10 +209,18 @@ def expires_at(state: ShipmentState, config: RulesConfig) -> datetime:
     Compared with the same partition clock as the timers.
     """
     thresholds = config.for_carrier(state.carrier)
-    after_last_scan = state.last_scan_at + thresholds.expire_after_last_scan
+    after_last_scan = later(state.last_scan_at, thresholds.expire_after_last_scan)
     if state.terminal_at is None:
         return after_last_scan
-    return min(after_last_scan, state.terminal_at + thresholds.expire_after_terminal)
+    return min(after_last_scan, later(state.terminal_at, thresholds.expire_after_terminal))
+
+
+def later(moment: datetime, span: timedelta) -> datetime:
+    """``moment + span``, saturating at ``END_OF_TIME`` instead of raising ``OverflowError``."""
+    try:
+        return moment + span
+    except OverflowError:
+        return END_OF_TIME
 
 
 def is_stale(call: RedoCall, *, now: datetime, max_age: timedelta) -> bool:
@@ -284,7 +300,7 @@ def _stall_deadline(state: ShipmentState, thresholds: Thresholds) -> datetime | 
     threshold = thresholds.stall_threshold(state.last_status)
     if state.terminal or state.stall_notified or threshold is None:
         return None
-    return state.last_scan_at + threshold
+    return later(state.last_scan_at, threshold)
 
 
 def _eta_deadline(state: ShipmentState, thresholds: Thresholds) -> datetime | None:
@@ -296,7 +312,9 @@ def _eta_deadline(state: ShipmentState, thresholds: Thresholds) -> datetime | No
     eta = state.current_eta
     if state.terminal or eta is None or eta in state.notified_delayed:
         return None
-    return _start_of_day(eta + timedelta(days=1)) + thresholds.eta_grace
+    if eta == date.max:
+        return END_OF_TIME
+    return later(_start_of_day(eta + timedelta(days=1)), thresholds.eta_grace)
 
 
 def _start_of_day(day: date) -> datetime:

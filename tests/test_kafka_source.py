@@ -1,0 +1,110 @@
+"""``KafkaSource``'s bookkeeping against a fake librdkafka consumer: readiness while partitions
+restore, and per-partition metric series on revoke."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+from confluent_kafka import TopicPartition
+
+from consumer import metrics
+from consumer.health import Health
+from consumer.kafka_io import KafkaSource, SourceSettings
+
+SETTINGS = SourceSettings(
+    topic="t",
+    max_buffered_per_partition=10,
+    commit_interval_seconds=1.0,
+    revoke_timeout_seconds=1.0,
+    shutdown_grace_seconds=1.0,
+)
+
+
+class FakeConsumer:
+    """The calls ``KafkaSource`` makes outside ``run``: assignment, pause, positioning."""
+
+    def __init__(self) -> None:
+        self.seeks: list[tuple[int, int]] = []
+
+    def incremental_assign(self, partitions: list[TopicPartition]) -> None:
+        """Accepted."""
+
+    def pause(self, partitions: list[TopicPartition]) -> None:
+        """Accepted."""
+
+    def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+        return [TopicPartition(tp.topic, tp.partition, 5) for tp in partitions]
+
+    def get_watermark_offsets(self, tp: TopicPartition, **kwargs: Any) -> tuple[int, int]:
+        return 0, 10
+
+    def seek(self, tp: TopicPartition) -> None:
+        self.seeks.append((tp.partition, tp.offset))
+
+
+class NoChangelog:
+    """Never read: the test hands restored partitions over itself."""
+
+    def restore(self, partition: int, **kwargs: Any) -> None:
+        raise AssertionError("restores are handed over by the test")
+
+
+def _source() -> tuple[KafkaSource, Health]:
+    health = Health(auth_blocked=lambda: False)
+    source = KafkaSource(
+        SETTINGS,
+        {},
+        pipeline=None,  # type: ignore[arg-type]
+        loop=asyncio.new_event_loop(),
+        health=health,
+        circuit_open=threading.Event(),
+        changelog=NoChangelog(),  # type: ignore[arg-type]
+    )
+    source._restorer.shutdown(wait=False)  # the test plays the restore threads' part
+    source._restorer = _NoRestoreThreads()  # type: ignore[assignment]
+    return source, health
+
+
+class _NoRestoreThreads:
+    def submit(self, fn: Any, *args: Any) -> None:
+        """Restores are handed over by the test."""
+
+
+def test_a_stale_restore_finishing_late_does_not_make_a_restoring_partition_ready() -> None:
+    source, health = _source()
+    consumer = FakeConsumer()
+    health.joined = True
+    source._on_assign(consumer, [TopicPartition("t", 0)])  # type: ignore[arg-type]
+    stale = source._tracker.get("t", 0)
+    source._release([TopicPartition("t", 0)])
+    source._on_assign(consumer, [TopicPartition("t", 0)])  # assigned again, restoring again
+    current = source._tracker.get("t", 0)
+    assert stale is not None and current is not None and stale is not current
+
+    source._restored.put(stale)  # the first assignment's restore finishes now
+    source._start_restored(consumer)  # type: ignore[arg-type]
+    assert health.ready() == (False, "restoring state of 1 partition(s)")
+    assert consumer.seeks == []
+
+    source._restored.put(current)
+    source._start_restored(consumer)  # type: ignore[arg-type]
+    assert health.ready() == (True, "ok")
+    assert consumer.seeks == [(0, 5)]
+
+
+def test_revoking_a_partition_removes_its_metric_series() -> None:
+    source, _ = _source()
+    source._on_assign(FakeConsumer(), [TopicPartition("t", 3)])  # type: ignore[arg-type]
+    metrics.COMMITTED_OFFSET.labels("t", "3").set(42)
+    metrics.CONSUMER_LAG.labels("t", "3").set(7)
+
+    source._release([TopicPartition("t", 3)])
+
+    exported = {
+        (sample.name, tuple(sorted(sample.labels.items())))
+        for family in (metrics.COMMITTED_OFFSET, metrics.CONSUMER_LAG)
+        for sample in family.collect()[0].samples
+    }
+    assert not [labels for _, labels in exported if ("partition", "3") in labels]
