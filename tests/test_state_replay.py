@@ -11,7 +11,14 @@ from consumer.model import ShipmentStatus
 from consumer.rules import RulesConfig, ShipmentState, Thresholds
 from consumer.state.changelog import OFFSET_HEADER, _Replay
 from consumer.state.codec import DeadlineHint, encode_state
-from consumer.state.store import PartitionStore, RestoredStates, deadline_us, rules_tag
+from consumer.state.store import (
+    UNSCHEDULED,
+    PartitionStore,
+    RestoredStates,
+    deadline_us,
+    pack_record,
+    rules_tag,
+)
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 CONFIG = RulesConfig()
@@ -139,9 +146,23 @@ def test_a_format_1_record_is_restored_and_scheduled() -> None:
     assert store.due(T0 + timedelta(hours=72, seconds=1)) == ["a"]
 
 
-def test_a_restored_state_that_cannot_be_scheduled_is_quarantined() -> None:
+def test_a_state_at_the_calendars_edge_is_restored_and_scheduled() -> None:
     edge = in_transit("a", datetime(9999, 12, 31, tzinfo=UTC))
-    restored = replay(("a", encode_state(edge), 1), ("b", hinted(in_transit("b")), 2))
+    store = PartitionStore(CONFIG, replay(("a", encode_state(edge), 1)))
+    assert store.get("a") == edge
+    assert store.quarantined == 0
+    assert store.due(datetime(9999, 12, 30, tzinfo=UTC)) == []
+
+
+def test_a_record_the_store_cannot_read_is_quarantined_not_fatal() -> None:
+    restored = RestoredStates(
+        {
+            "a": pack_record(1, UNSCHEDULED, b"\x02garbage"),
+            "b": pack_record(2, UNSCHEDULED, hinted(in_transit("b"))),
+        },
+        unscheduled=["a", "b"],
+        rules_tag=TAG,
+    )
     store = PartitionStore(CONFIG, restored)
     assert list(store) == ["b"]
     assert store.quarantined == 1
