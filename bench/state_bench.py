@@ -177,7 +177,7 @@ async def _measure(args: argparse.Namespace) -> Result:
         DeadLetters(producer, "unused"),
         changelog,
         RetryPolicy(),
-        ProcessingSettings(RULES, "changes", timedelta(0)),
+        ProcessingSettings(RULES, "changes", timedelta(0), timedelta(minutes=5), BUFFERED),
     )
     await _events(pipeline, RestoredStates(), Workload.generate(2_000, 200, "warm"))
     empty = await _events(
