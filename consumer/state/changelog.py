@@ -110,8 +110,8 @@ class Changelog:
             **consumer_config,
             "enable.auto.commit": "false",
             "enable.partition.eof": "false",
-            # A restore reads a partition from its start as fast as it can: fetches of 1 MiB
-            # (the default) left the restore thread waiting on the broker for half its time.
+            # A restore reads a partition from its start as fast as it can: 16 MiB fetches
+            # (~70,000 states) instead of the default 1 MiB, so fewer round trips to the broker.
             "max.partition.fetch.bytes": RESTORE_FETCH_BYTES,
             "fetch.max.bytes": RESTORE_FETCH_BYTES,
         }

@@ -3,7 +3,8 @@
 - Format 1: Avro (``avro/shipment_state.avsc``). Still read: changelogs keep records for as long
   as shipments live. No longer written: fastavro took 13 µs to write and 16 µs to read one state,
   which made restore crawl (21,700 states/s) and kept states decoded in memory (1,409 B each).
-- Format 2: fixed-width binary written with ``struct`` (about 2 µs each way), checked by a CRC,
+- Format 2: fixed-width binary written with ``struct`` (60 % of Avro's time to write, 45 % to
+  read, side by side), checked by a CRC,
   compact enough to be the in-memory form too (``consumer.state.store``), and carrying the
   shipment's next deadline as the writer's rules computed it, so a restore schedules the shipment
   without decoding it (``DeadlineHint``).
@@ -163,7 +164,7 @@ class _RecentBodies:
 
     The pipeline encodes each new state twice: ``PartitionStore.put`` keeps it, and
     ``Changelog.write`` (a few awaits later, with its deadline hint) writes it; the body is the
-    same, so the second encode costs a lookup instead of 6 µs (``make bench``'s cProfile: the
+    same, so the second encode costs a lookup (cProfile of the pipeline: the
     two encodes were 17 % of the pipeline's CPU).
     """
 

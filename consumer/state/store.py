@@ -50,7 +50,7 @@ UNSCHEDULED = NO_DEADLINE
 HOT_STATES = 8192
 """Decoded states kept per partition (~1.2 KB each, ~10 MB): the shipments scanned lately, so a
 scan's get, put, schedule and expiry check decode nothing. With 1,024 the benchmark's 10,000
-interleaved shipments missed on almost every get, 3 µs of decoding per event."""
+interleaved shipments missed on almost every get: a decode per event."""
 
 _RECORD = struct.Struct("<qq")  # input offset, pending deadline (µs); then the encoded state
 _PENDING = struct.Struct("<q")
