@@ -29,6 +29,7 @@ import inspect
 import logging
 import struct
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -168,7 +169,7 @@ class PartitionStore:
         restored = restored if restored is not None else RestoredStates()
         self._records = restored.records
         self._timers = restored.timers
-        self._hot: dict[str, ShipmentState] = {}
+        self._hot: OrderedDict[str, ShipmentState] = OrderedDict()
         # Not seeded from the restored states: the changelog runs ahead of the committed offsets
         # (other shipments' later records finished first), so the replay starts the clock.
         self.stream_time: datetime | None = None
@@ -231,11 +232,13 @@ class PartitionStore:
         return iter(self._records)
 
     def _remember(self, fulfillment_id: str, state: ShipmentState) -> None:
+        # An OrderedDict: evicting a plain dict's first key scans the deleted slots before it,
+        # up to thousands per eviction (cProfile: 6 µs per call once the cache was full).
         hot = self._hot
-        hot.pop(fulfillment_id, None)
         hot[fulfillment_id] = state
+        hot.move_to_end(fulfillment_id)
         if len(hot) > HOT_STATES:
-            del hot[next(iter(hot))]  # the least recently used
+            hot.popitem(last=False)  # the least recently used
 
     def _quarantine(self, fulfillment_id: str, exc: Exception) -> None:
         """A restored state the rules cannot schedule (e.g. a date at the calendar's edge) or
