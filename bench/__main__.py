@@ -1,6 +1,7 @@
 """``python -m bench`` (``make bench BENCH_ARGS=...``): run the contenders side by side and print
 the tables. ``--quick`` is a smoke run (10,000 events); ``--scale`` compares 1 and 2
-tracking-consumer processes instead; ``--contenders`` reruns a subset.
+tracking-consumer processes instead; ``--contenders`` reruns a subset; ``--state-scale`` runs
+``bench.state_bench`` (per-shipment state at scale) instead.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from bench import contenders, report
+from bench import contenders, report, state_bench
 from bench.harness import Bench, Workload, run_http_ceiling, run_kafka_contender
 from bench.kafka import remove_run_leftovers, unique_prefix
 from bench.measurement import Measurement
@@ -39,6 +40,16 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--latencies", default="0,50", help="sandbox latencies in ms")
     parser.add_argument("--scale", action="store_true", help="1 vs 2 tracking-consumer processes")
     parser.add_argument("--quick", action="store_true", help="smoke run: 10,000 events")
+    parser.add_argument(
+        "--state-scale",
+        action="store_true",
+        help="per-shipment state at 10,000 / 100,000 / 1,000,000 tracked shipments instead",
+    )
+    parser.add_argument(
+        "--validating-sandbox",
+        action="store_true",
+        help="Redo is the full devkit sandbox (validates every request) instead of the stand-in",
+    )
     parser.add_argument(
         "--contenders",
         default=",".join(contenders.ALL),
@@ -133,16 +144,24 @@ def _run_all(bench: Bench, args: argparse.Namespace, workload: Workload) -> list
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    if args.state_scale:
+        print(f"machine: {_machine()}", flush=True)
+        print(f"code: {_code_version()}", flush=True)
+        status = state_bench.main([])
+        print(f"\nmachine at the end: {_machine()}")
+        return status
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
     print(f"machine: {_machine()}", flush=True)
     print(f"code: {_code_version()}", flush=True)
+    redo = "devkit.sandbox (validating)" if args.validating_sandbox else "bench.redo_standin"
+    print(f"Redo: {redo}", flush=True)
     workload = Workload.generate(args.events, args.fulfillments)
     with ExitStack() as stack:
         bootstrap, broker_pids = stack.enter_context(_broker())
         secret = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "redo-secret"
         secret.write_text(TOKEN)
-        sandbox = Sandbox(TOKEN)
+        sandbox = Sandbox(TOKEN, validating=args.validating_sandbox)
         stack.callback(sandbox.stop)
         bench = Bench(
             contenders.Endpoint(bootstrap, sandbox.url, secret),

@@ -12,6 +12,7 @@ from bench.measurement import Measurement
 TARGET_VS_NAIVE = 50.0
 TARGET_VS_CEILING = 0.8
 TARGET_EVENTS_PER_S_AT_0MS = 5000.0
+TARGET_VS_FLOOR = 1.3
 
 _COMMON_HEADER = (
     "events/s",
@@ -20,8 +21,9 @@ _COMMON_HEADER = (
     "p99 ms",
     "peak RSS MiB",
     "startup s",
-    "CPU ms/event",
-    "CPU cores: contender / sandbox / broker / other",
+    "CPU µs/event",
+    "÷ floor",
+    "CPU cores: contender / Redo stand-in / broker / other",
 )
 
 
@@ -37,7 +39,15 @@ def contenders_table(rows: Sequence[Measurement], full_events: int) -> str:
         )
         events = f"{row.events:,}" + (" (sample)" if row.events < full_events else "")
         lines.append(
-            _row([LABELS[row.contender], f"{row.latency_ms} ms", events, *_cells(row), ratio])
+            _row(
+                [
+                    LABELS[row.contender],
+                    f"{row.latency_ms} ms",
+                    events,
+                    *_cells(row, _find(rows, AIOHTTP, row.latency_ms)),
+                    ratio,
+                ]
+            )
         )
     return "\n".join(lines)
 
@@ -56,7 +66,7 @@ def scale_table(rows: Sequence[Measurement]) -> str:
                     str(row.processes),
                     f"{row.latency_ms} ms",
                     f"{row.events:,}",
-                    *_cells(row),
+                    *_cells(row, None),
                     speedup,
                 ]
             )
@@ -91,6 +101,15 @@ def targets(rows: Sequence[Measurement]) -> str:
             f"uses (not an issue target: the like-for-like reading of the one above): "
             + _verdict(share >= TARGET_VS_CEILING)
         )
+    floor_0 = _find(rows, AIOHTTP, 0)
+    if tracking_0 and floor_0:
+        ratio = tracking_0.cpu_ms_per_event / floor_0.cpu_ms_per_event
+        lines.append(
+            f"- 0 ms: (d) spends {tracking_0.cpu_ms_per_event * 1000:.0f} µs of CPU per event, "
+            f"the bare aiohttp loop (c') {floor_0.cpu_ms_per_event * 1000:.0f} µs per request "
+            f"(the HTTP floor): {ratio:.2f}x (target ≤ {TARGET_VS_FLOOR}x): "
+            + _verdict(ratio <= TARGET_VS_FLOOR)
+        )
     if tracking_0:
         rate = tracking_0.events_per_s
         lines.append(
@@ -101,9 +120,11 @@ def targets(rows: Sequence[Measurement]) -> str:
     return "\n".join(lines)
 
 
-def _cells(row: Measurement) -> list[str]:
+def _cells(row: Measurement, floor: Measurement | None) -> list[str]:
+    """The common cells; ``floor`` is the bare aiohttp row at the same latency, if measured."""
     latency = row.latency
     cpu = row.cpu
+    per_floor = "—" if floor is None else f"{row.cpu_ms_per_event / floor.cpu_ms_per_event:.2f}x"
     return [
         f"{row.events_per_s:,.0f}",
         f"{row.calls_per_s:,.0f}"
@@ -113,7 +134,8 @@ def _cells(row: Measurement) -> list[str]:
         "—" if latency is None else f"{latency.p99_ms:.0f}",
         f"{row.rss_mb:.0f}",
         f"{row.startup_s:.1f}",
-        f"{row.cpu_ms_per_event:.2f}",
+        f"{row.cpu_ms_per_event * 1000:.0f}",
+        per_floor,
         f"{cpu.contender:.2f} / {cpu.sandbox:.2f} / {cpu.broker:.2f} / {cpu.other:.2f}",
     ]
 

@@ -1,12 +1,22 @@
-"""``python -m bench.state_bench``: how fast per-shipment state comes back from the changelog, and
-what one tracked shipment costs in memory.
+"""``make bench BENCH_ARGS=--state-scale`` (``python -m bench.state_bench``): what
+per-shipment state costs at 10,000, 100,000 and 1,000,000 tracked shipments per partition.
 
-Writes ``--shipments`` (200,000) realistic states to a compacted changelog through the
-consumer's own ``Changelog.write``, times ``Changelog.restore`` over every partition (the work a
-newly assigned partition waits for), then measures the memory a ``PartitionStore`` holding all
-of them retains: the Python objects traced by ``tracemalloc`` (states, dict, timer heap), and the
-process's RSS growth as a cross-check. Starts its own broker (``devkit.broker.kafka_cluster``:
-``KAFKA_BOOTSTRAP_SERVERS`` when set).
+For each size, writes that many realistic states to a one-partition changelog as
+``Changelog.write`` does, then, in a fresh process (so its peak RSS is its own):
+
+0. runs the events below on an empty partition (the same process, the baseline);
+1. restores the partition (``Changelog.restore``) and builds its store (``Pipeline.attach``),
+   the work a newly assigned partition waits for: seconds and states/s;
+2. memory per shipment: the Python objects the store retains (tracemalloc, a second restore)
+   and the process's RSS growth (which also holds what librdkafka and the allocator keep);
+3. runs ``--events`` scans over ``--fulfillments`` other shipments through the real
+   ``consumer.pipeline.Pipeline`` (decode, rules, state, ordering, offsets, changelog encoding),
+   with Redo and Kafka writes answered at once: µs of process CPU per event, the part of the
+   consumer's CPU that could depend on how many shipments it tracks;
+4. peak RSS (``VmHWM``).
+
+Starts its own broker (``devkit.broker.kafka_cluster``: ``KAFKA_BOOTSTRAP_SERVERS`` when set).
+Prints measured numbers and whether each target is met; asserts nothing.
 """
 
 from __future__ import annotations
@@ -14,64 +24,84 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
+import os
 import random
+import subprocess
+import sys
 import time
 import tracemalloc
 import uuid
-import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from bench.harness import Workload
+from consumer.codec import RawDecoder
+from consumer.dead_letters import DeadLetters
+from consumer.delivery import Outcome, RetryPolicy
 from consumer.kafka_io import consumer_config
-from consumer.model import ShipmentStatus
+from consumer.model import RedoCall, ShipmentStatus
+from consumer.offsets import PartitionWork
+from consumer.pipeline import Pipeline, ProcessingSettings
 from consumer.producer import AsyncProducer
+from consumer.records import RawRecord
 from consumer.rules import RulesConfig, ShipmentState
-from consumer.state.changelog import Changelog
-from consumer.state.codec import encode_state
+from consumer.runtime import event_loop, tune_gc
+from consumer.state.changelog import OFFSET_HEADER, Changelog
 from consumer.state.store import PartitionStore, RestoredStates
 from devkit.broker import kafka_cluster
 
-WRITE_WINDOW = 5_000
-"""States awaiting their acknowledgement at once while writing."""
+SIZES = (10_000, 100_000, 1_000_000)
+BUFFERED = 2_000
+"""Records handed to the pipeline ahead of those done, like the consumer's per-partition cap."""
+RULES = RulesConfig()
+
+BYTES_TARGET = 400
+RESTORE_TARGET = 150_000
+FLAT_TARGET = 0.10
 
 
 @dataclass(frozen=True)
 class Result:
     shipments: int
-    partitions: int
-    changelog_bytes: int
-    write_seconds: float
-    restore_seconds: list[float]
+    restore_s: float
+    restore_cpu_s: float
+    attach_s: float
+    rss_growth: int
     traced_bytes: int
-    rss_bytes: int
+    events: int
+    empty_us: float
+    """µs of CPU per event on an empty partition, measured in the same process just before."""
+    tracked_us: float
+    peak_rss: int
+    load: str
 
-    def table(self) -> str:
-        restore = sum(self.restore_seconds)
-        rows = [
-            ("shipments (states in the changelog)", f"{self.shipments:,}"),
-            ("changelog partitions", f"{self.partitions}"),
-            ("encoded state, mean", f"{self.changelog_bytes / self.shipments:,.0f} B"),
-            ("changelog write (acked)", f"{self.shipments / self.write_seconds:,.0f} states/s"),
-            ("state restore", f"{self.shipments / restore:,.0f} states/s ({restore:.2f} s)"),
-            ("slowest partition restore", f"{max(self.restore_seconds):.2f} s"),
-            ("memory per shipment (tracemalloc)", f"{self.traced_bytes / self.shipments:,.0f} B"),
-            ("memory per shipment (RSS growth)", f"{self.rss_bytes / self.shipments:,.0f} B"),
-        ]
-        width = max(len(name) for name, _ in rows)
-        return "\n".join(f"{name:<{width}}  {value:>28}" for name, value in rows)
+    @property
+    def restore_per_s(self) -> float:
+        return self.shipments / (self.restore_s + self.attach_s)
+
+    @property
+    def restore_per_cpu_s(self) -> float:
+        return self.shipments / self.restore_cpu_s
+
+    @property
+    def bytes_per_shipment(self) -> float:
+        return self.traced_bytes / self.shipments
 
 
-def states(count: int, seed: int = 1) -> Iterator[ShipmentState]:
-    """Plausible mid-journey states: IDs like the generator's, a carrier, an ETA, eight
-    remembered eventIds, a tenth of them delivered."""
+def states(count: int, start: datetime, seed: int = 1) -> Iterator[ShipmentState]:
+    """Plausible mid-journey states like the generator's (eventIds derived from the
+    fulfillment ID), a carrier, an ETA, eight remembered eventIds, a tenth delivered; their
+    last scans after ``start``, so none of their timers falls within the measured events."""
     rng = random.Random(seed)
-    start = datetime(2024, 5, 1, tzinfo=UTC)
     for number in range(count):
-        fulfillment_id = f"ful-{number:08d}"
+        fulfillment_id = f"idle-{number:08d}"
         last = start + timedelta(seconds=rng.randrange(30 * 86400))
         delivered = rng.random() < 0.1
         eta = last.date() + timedelta(days=rng.randint(0, 4))
@@ -94,112 +124,248 @@ def states(count: int, seed: int = 1) -> Iterator[ShipmentState]:
         )
 
 
-async def write_all(changelog: Changelog, count: int, partitions: int) -> int:
-    """Write every state through ``Changelog.write`` (each awaits its ack); returns the bytes."""
-    window = asyncio.Semaphore(WRITE_WINDOW)
-    written = 0
-
-    async def write(state: ShipmentState) -> None:
-        try:
-            partition = zlib.crc32(state.fulfillment_id.encode()) % partitions
-            await changelog.write(partition, state.fulfillment_id, state, offset=0)
-        finally:
-            window.release()
-
-    tasks = []
-    for state in states(count):
-        written += len(encode_state(state))
-        await window.acquire()
-        tasks.append(asyncio.create_task(write(state)))
-    await asyncio.gather(*tasks)
-    return written
-
-
-def restore_all(
-    changelog: Changelog, partitions: int
-) -> tuple[list[dict[str, ShipmentState]], list[float]]:
-    restored, seconds = [], []
-    for partition in range(partitions):
-        started = time.perf_counter()
-        restored.append(changelog.restore(partition))
-        seconds.append(time.perf_counter() - started)
-    return restored, seconds
+def write_all(bootstrap: str, changelog: Changelog, count: int, start: datetime) -> None:
+    """Write every state to partition 0 as ``Changelog.write`` would (its value and offset
+    header), through a plain producer: awaiting each ack wrote only 3,000 to 6,000 states/s."""
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
+    for offset, state in enumerate(states(count, start)):
+        while True:
+            try:
+                producer.produce(
+                    changelog.topic,
+                    changelog.encode(state),
+                    state.fulfillment_id.encode(),
+                    partition=0,
+                    headers=[(OFFSET_HEADER, str(offset).encode())],
+                )
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    if producer.flush(120):
+        raise RuntimeError("changelog writes not acknowledged")
 
 
-def rss_bytes() -> int:
+class _Acked:
+    """Kafka writes acknowledged at once: the measured CPU is the consumer's, not librdkafka's."""
+
+    async def produce(self, topic: str, value: bytes | None, **_: Any) -> None:
+        return None
+
+
+class _Answered:
+    """Redo answering every call at once."""
+
+    async def deliver(self, call: RedoCall, **_: Any) -> Outcome:
+        return Outcome.SENT
+
+
+def rss_bytes(field: str = "VmRSS") -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
-def traced_memory(changelog: Changelog, partitions: int) -> tuple[int, int]:
-    """Bytes of Python objects retained by stores built from a fresh restore (tracemalloc),
-    and the number of shipments they hold."""
+async def _measure(args: argparse.Namespace) -> Result:
+    producer = cast(AsyncProducer, _Acked())
+    config = consumer_config({"bootstrap.servers": args.bootstrap}, "state-bench")
+    changelog = Changelog(args.topic, producer, config, rules=RULES)
+    pipeline = Pipeline(
+        RawDecoder(),
+        cast(Any, _Answered()),
+        DeadLetters(producer, "unused"),
+        changelog,
+        RetryPolicy(),
+        ProcessingSettings(RULES, "changes", timedelta(0), timedelta(minutes=5), BUFFERED),
+    )
+    await _events(pipeline, RestoredStates(), Workload.generate(2_000, 200, "warm"))
+    empty = await _events(
+        pipeline, RestoredStates(), Workload.generate(args.events, args.fulfillments, "base")
+    )
+    workload = Workload.generate(args.events, args.fulfillments, "ful")
+    gc.collect()
+    rss_before = rss_bytes()
+    started, cpu = time.perf_counter(), time.process_time()
+    restored = await asyncio.to_thread(changelog.restore, 0)
+    restore_s, restore_cpu = time.perf_counter() - started, time.process_time() - cpu
+    if len(restored.records) != args.shipments:
+        raise RuntimeError(f"restored {len(restored.records):,} of {args.shipments:,}")
+    work = PartitionWork("bench", 0)
+    started = time.perf_counter()
+    pipeline.attach(work, restored)
+    attach_s = time.perf_counter() - started
+    del restored
+    gc.collect()
+    rss_growth = rss_bytes() - rss_before
+    tracked = await _events(pipeline, work, workload)
+    peak = rss_bytes("VmHWM")
+    pipeline.detach([work])
+    traced = _traced_restore(changelog)
+    await pipeline.close()
+    return Result(
+        args.shipments,
+        restore_s,
+        restore_cpu,
+        attach_s,
+        rss_growth,
+        traced,
+        len(workload.records),
+        empty,
+        tracked,
+        peak,
+        _load(),
+    )
+
+
+async def _events(
+    pipeline: Pipeline, target: PartitionWork | RestoredStates, workload: Workload
+) -> float:
+    """µs of process CPU per event to run ``workload`` through the pipeline, on ``target`` (an
+    attached partition, or one attached now from ``RestoredStates``)."""
+    if isinstance(target, RestoredStates):
+        work = PartitionWork("bench", 1)
+        pipeline.attach(work, target)
+    else:
+        work = target
+    cpu = time.process_time()
+    for offset, (key, value) in enumerate(workload.records):
+        work.register(offset)
+        pipeline.accept([RawRecord("bench", work.partition, offset, key, value, (), work)])
+        await _drained_to(work, BUFFERED)
+    await _drained_to(work, 0)
+    spent = time.process_time() - cpu
+    if isinstance(target, RestoredStates):
+        pipeline.detach([work])
+    return spent / len(workload.records) * 1e6
+
+
+async def _drained_to(work: PartitionWork, buffered: int) -> None:
+    while work.buffered > buffered:  # noqa: ASYNC110 - no event to wait on: jobs run meanwhile
+        await asyncio.sleep(0)
+
+
+def _traced_restore(changelog: Changelog) -> int:
+    """Bytes of Python objects a restored store retains (tracemalloc), the store built as
+    ``Pipeline.attach`` builds it."""
     gc.collect()
     tracemalloc.start()
     try:
         baseline = tracemalloc.get_traced_memory()[0]
-        stores = build_stores(restore_all(changelog, partitions)[0])
+        store = PartitionStore(RULES, changelog.restore(0))
         gc.collect()
         traced = tracemalloc.get_traced_memory()[0] - baseline
     finally:
         tracemalloc.stop()
-    return traced, sum(len(store) for store in stores)
+    del store
+    return traced
 
 
-def build_stores(restored: list[RestoredStates]) -> list[PartitionStore]:
-    """What ``Pipeline.attach`` builds per partition: the states and their timer heap."""
-    return [PartitionStore(RulesConfig(), part) for part in restored]
+def _load() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
-def create_changelog(bootstrap: str, topic: str, partitions: int) -> None:
+def _measure_in_child(bootstrap: str, shipments: int, events: int, fulfillments: int) -> Result:
+    topic = f"state-bench-{uuid.uuid4().hex[:8]}.state"
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    new = NewTopic(topic, num_partitions=partitions, config={"cleanup.policy": "compact"})
+    new = NewTopic(topic, num_partitions=1, config={"cleanup.policy": "compact"})
     for future in admin.create_topics([new]).values():
         future.result()
-
-
-def run(bootstrap: str, shipments: int, partitions: int) -> Result:
-    topic = f"state-bench-{uuid.uuid4().hex[:8]}.state"
-    create_changelog(bootstrap, topic, partitions)
-    common = {"bootstrap.servers": bootstrap}
-    producer = AsyncProducer(common)
-    changelog = Changelog(topic, producer, consumer_config(common, "state-bench"))
     try:
-        started = time.perf_counter()
-        changelog_bytes = asyncio.run(write_all(changelog, shipments, partitions))
-        write_seconds = time.perf_counter() - started
-        gc.collect()
-        rss_before = rss_bytes()
-        restored, restore_seconds = restore_all(changelog, partitions)
-        stores = build_stores(restored)
-        gc.collect()
-        rss = rss_bytes() - rss_before
-        count = sum(len(store) for store in stores)
-        if count != shipments:
-            raise RuntimeError(f"restored {count} states, wrote {shipments}")
-        del restored, stores
-        traced, held = traced_memory(changelog, partitions)
-        if held != shipments:
-            raise RuntimeError(f"measured {held} states, wrote {shipments}")
+        changelog = Changelog(topic, cast(AsyncProducer, _Acked()), {}, rules=RULES)
+        write_all(bootstrap, changelog, shipments, datetime.now(UTC))
+        command = [
+            sys.executable,
+            "-m",
+            "bench.state_bench",
+            "--measure",
+            f"--bootstrap={bootstrap}",
+            f"--topic={topic}",
+            f"--shipments={shipments}",
+            f"--events={events}",
+            f"--fulfillments={fulfillments}",
+        ]
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     finally:
-        producer.close()
-        AdminClient(common).delete_topics([topic])
-    return Result(
-        shipments, partitions, changelog_bytes, write_seconds, restore_seconds, traced, rss
+        admin.delete_topics([topic])
+    return Result(**json.loads(output.strip().splitlines()[-1]))
+
+
+def table(results: Sequence[Result]) -> str:
+    header = (
+        "| tracked shipments | memory per shipment: Python objects (tracemalloc) / RSS growth | "
+        "restore + attach s | restore states/s (restore CPU s) | µs CPU per event: empty / "
+        "tracked | tracked ÷ empty | vs first row | peak RSS MiB | load average |"
     )
+    lines = [header, "| " + " | ".join("---" for _ in range(header.count("|") - 1)) + " |"]
+    base = results[0].tracked_us
+    for r in results:
+        lines.append(
+            f"| {r.shipments:,} | {r.bytes_per_shipment:,.0f} B / "
+            f"{r.rss_growth / r.shipments:,.0f} B | {r.restore_s + r.attach_s:.2f} "
+            f"({r.attach_s:.2f} attach) | {r.restore_per_s:,.0f} ({r.restore_cpu_s:.2f}) | "
+            f"{r.empty_us:.0f} / {r.tracked_us:.0f} | {r.tracked_us / r.empty_us:.2f} | "
+            f"{r.tracked_us / base - 1:+.1%} | {r.peak_rss / 2**20:,.0f} | {r.load} |"
+        )
+    return "\n".join(lines)
+
+
+def targets(results: Sequence[Result]) -> str:
+    largest = results[-1]
+    drift = largest.tracked_us / results[0].tracked_us - 1
+    beside = largest.tracked_us / largest.empty_us - 1
+    checks = [
+        (
+            f"memory at {largest.shipments:,}: {largest.bytes_per_shipment:,.0f} B per shipment "
+            f"(target ≤ {BYTES_TARGET} B)",
+            largest.bytes_per_shipment <= BYTES_TARGET,
+        ),
+        (
+            f"restore at {largest.shipments:,}: {largest.restore_per_s:,.0f} states/s of wall "
+            f"clock (target ≥ {RESTORE_TARGET:,})",
+            largest.restore_per_s >= RESTORE_TARGET,
+        ),
+        (
+            f"restore at {largest.shipments:,} per CPU second of the process: "
+            f"{largest.restore_per_cpu_s:,.0f} states/s (the same target, without the waits "
+            f"for a core of a shared machine)",
+            largest.restore_per_cpu_s >= RESTORE_TARGET,
+        ),
+        (
+            f"CPU per event with {largest.shipments:,} tracked: {beside:+.1%} vs an empty "
+            f"partition in the same process (target within ±{FLAT_TARGET:.0%}); "
+            f"{drift:+.1%} vs the {results[0].shipments:,} row, a different process at a "
+            f"different machine load",
+            abs(beside) <= FLAT_TARGET,
+        ),
+    ]
+    return "\n".join(f"- {text}: {'met' if ok else '**NOT met**'}" for text, ok in checks)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.state_bench", description=__doc__)
-    parser.add_argument("--shipments", type=int, default=200_000)
-    parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--fulfillments", type=int, default=10_000)
+    parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
+    parser.add_argument("--topic", help=argparse.SUPPRESS)
+    parser.add_argument("--shipments", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.measure:
+        tune_gc()
+        with asyncio.Runner(loop_factory=event_loop) as runner:
+            print(json.dumps(asdict(runner.run(_measure(args)))))
+        return 0
+    results = []
     with kafka_cluster() as bootstrap:
-        result = run(bootstrap, args.shipments, args.partitions)
-    print(f"\nState restore and memory ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)")
-    print(result.table())
+        for size in map(int, args.sizes.split(",")):
+            print(f"  {size:,} shipments ...", file=sys.stderr, flush=True)
+            results.append(_measure_in_child(bootstrap, size, args.events, args.fulfillments))
+    print(f"\nPer-shipment state at scale ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)")
+    print(table(results))
+    print()
+    print(targets(results))
     return 0
 
 

@@ -150,7 +150,7 @@ async def _consume(
     """Run the pipeline and the Kafka thread until ``stop`` is set."""
     producer = AsyncProducer(common)
     group_config = consumer_config(common, settings.kafka_group_id)
-    changelog = Changelog(settings.changelog_topic, producer, group_config)
+    changelog = Changelog(settings.changelog_topic, producer, group_config, rules=rules)
     decoder = build_decoder(settings)
     pipeline = Pipeline(
         decoder,

@@ -146,6 +146,9 @@ class Pipeline:
             # again, or compaction (the key's last record wins) would bring the older back.
             job = self._rewrite(work, store, fulfillment_id)
             self._dispatcher.submit(fulfillment_id, self._tracked(work, None, job))
+        for fulfillment_id, offset in restored.rewrite_tombstones.items():
+            job = self._rewrite_tombstone(work, fulfillment_id, offset)
+            self._dispatcher.submit(fulfillment_id, self._tracked(work, None, job))
         self._update_shipment_gauge()
 
     def detach(self, works: Iterable[PartitionWork]) -> None:
@@ -482,6 +485,12 @@ class Pipeline:
             return "no_call"
         offset = store.offset_of(fulfillment_id)
         return "rewritten" if await self._persist(work, fulfillment_id, state, offset) else None
+
+    async def _rewrite_tombstone(
+        self, work: PartitionWork, fulfillment_id: str, offset: int
+    ) -> str | None:
+        written = await self._persist(work, fulfillment_id, None, offset)
+        return "rewritten" if written else None
 
     async def _persist(
         self, work: PartitionWork, fulfillment_id: str, state: ShipmentState | None, offset: int

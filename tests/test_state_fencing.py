@@ -12,8 +12,9 @@ import pytest
 from consumer.kafka_io import consumer_config
 from consumer.model import ShipmentStatus
 from consumer.producer import AsyncProducer
-from consumer.rules import ShipmentState
+from consumer.rules import RulesConfig, ShipmentState
 from consumer.state.changelog import OFFSET_HEADER, Changelog, RestoreCancelled
+from consumer.state.store import PartitionStore
 from devkit.kafka_tools import produce
 
 pytestmark = pytest.mark.broker
@@ -23,6 +24,12 @@ T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
 def _state(fulfillment: str, status: ShipmentStatus) -> ShipmentState:
     return ShipmentState(fulfillment, "store", "order", T0, last_status=status)
+
+
+def _status(store: PartitionStore, fulfillment: str) -> ShipmentStatus | None:
+    state = store.get(fulfillment)
+    assert state is not None
+    return state.last_status
 
 
 def _changelog(bootstrap: str, topic: str) -> tuple[Changelog, AsyncProducer]:
@@ -51,12 +58,14 @@ def test_a_late_write_of_a_former_owner_cannot_roll_a_shipment_back(
     asyncio.run(write())
     producer.close()
     restored = changelog.restore(0)
+    store = PartitionStore(RulesConfig(), restored)
 
-    assert restored.states["ful-a"].last_status is ShipmentStatus.DELIVERED
-    assert restored.offsets["ful-a"] == 12
-    assert "ful-b" not in restored.states, "an older write resurrected an expired shipment"
-    assert restored.states["ful-c"].last_status is ShipmentStatus.IN_TRANSIT
+    assert _status(store, "ful-a") is ShipmentStatus.DELIVERED
+    assert store.offset_of("ful-a") == 12
+    assert "ful-b" not in store, "an older write resurrected an expired shipment"
+    assert _status(store, "ful-c") is ShipmentStatus.IN_TRANSIT
     assert restored.rewrite == ["ful-a"]
+    assert restored.rewrite_tombstones == {"ful-b": 20}, "the tombstone is written again too"
 
 
 def test_an_unreadable_state_record_is_quarantined_not_fatal(
@@ -70,7 +79,7 @@ def test_an_unreadable_state_record_is_quarantined_not_fatal(
 
     restored = changelog.restore(0)
 
-    assert set(restored.states) == {"ful-ok"}
+    assert set(PartitionStore(RulesConfig(), restored)) == {"ful-ok"}
     assert restored.quarantined == 2
 
 

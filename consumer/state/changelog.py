@@ -11,10 +11,16 @@ owner wrote a newer state; restore keeps, per shipment, the record with the high
 (the later one on a tie), so such a write cannot roll the state back, and asks for the newest
 state to be written again so that compaction, which keeps a key's last record, keeps it too.
 A record that cannot be read is quarantined: logged, counted, skipped.
+
+Given the rules, a record also carries the shipment's next deadline (``DeadlineHint``), and a
+restore keeps the records as they are, checked by their CRC but not decoded: the store schedules
+each shipment from its hint and decodes it when it is touched. A record without a hint the
+store's rules can trust (format 1, other rules) is scheduled by decoding it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -26,14 +32,31 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from consumer import metrics
 from consumer.errors import ConfigError
 from consumer.producer import AsyncProducer
-from consumer.rules import ShipmentState
-from consumer.state.codec import StateDecodeError, decode_state, encode_state
-from consumer.state.store import NO_OFFSET, RestoredStates
+from consumer.rules import RulesConfig, ShipmentState
+from consumer.state.codec import (
+    FORMAT_V1,
+    DeadlineHint,
+    StateDecodeError,
+    deadline_hint,
+    decode_state,
+    encode_state,
+)
+from consumer.state.store import (
+    NO_OFFSET,
+    UNSCHEDULED,
+    RestoredStates,
+    deadline_us,
+    offset_in,
+    pack_record,
+    pending_of,
+    rules_tag,
+)
 
 log = logging.getLogger(__name__)
 
 RESTORE_BATCH = 1000
 OFFSET_HEADER = "state.input.offset"
+RESTORE_FETCH_BYTES = 16 * 2**20
 
 
 class RestoreCancelled(Exception):
@@ -70,14 +93,27 @@ def ensure_changelog(config: Mapping[str, Any], topic: str, *, input_topic: str)
 
 class Changelog:
     def __init__(
-        self, topic: str, producer: AsyncProducer, consumer_config: Mapping[str, Any]
+        self,
+        topic: str,
+        producer: AsyncProducer,
+        consumer_config: Mapping[str, Any],
+        *,
+        rules: RulesConfig | None = None,
     ) -> None:
+        """``rules``: the partition stores' rules, to write each record's deadline hint (without
+        them every restored shipment is decoded to be scheduled)."""
         self.topic = topic
         self._producer = producer
+        self._rules = rules
+        self._tag = 0 if rules is None else rules_tag(rules)
         self._consumer_config = {
             **consumer_config,
             "enable.auto.commit": "false",
             "enable.partition.eof": "false",
+            # A restore reads a partition from its start as fast as it can: 16 MiB fetches
+            # (~70,000 states) instead of the default 1 MiB, so fewer round trips to the broker.
+            "max.partition.fetch.bytes": RESTORE_FETCH_BYTES,
+            "fetch.max.bytes": RESTORE_FETCH_BYTES,
         }
 
     async def write(
@@ -85,14 +121,24 @@ class Changelog:
     ) -> None:
         """Store (or, with None, tombstone) a shipment's state reflecting input records up to
         ``offset``, and wait for the broker's ack."""
-        value = None if state is None else encode_state(state)
         await self._producer.produce(
             self.topic,
-            value,
+            self.encode(state),
             key=fulfillment_id.encode(),
             partition=partition,
             headers=((OFFSET_HEADER, str(offset).encode()),),
         )
+
+    def encode(self, state: ShipmentState | None) -> bytes | None:
+        """The record value ``write`` stores: the state with its deadline hint, or None."""
+        if state is None:
+            return None
+        hint = None
+        if self._rules is not None:
+            # Unschedulable (a date at the calendar's edge): the restoring store finds out.
+            with contextlib.suppress(OverflowError, ValueError):
+                hint = DeadlineHint(self._tag, deadline_us(state, self._rules))
+        return encode_state(state, hint)
 
     def restore(
         self, partition: int, *, cancelled: Callable[[], bool] = lambda: False
@@ -101,7 +147,7 @@ class Changelog:
         Raises ``RestoreCancelled`` soon after ``cancelled()`` turns true."""
         started = time.monotonic()
         consumer = Consumer(dict(self._consumer_config))
-        restored = RestoredStates()
+        restored = RestoredStates(rules_tag=self._tag)
         try:
             tp = TopicPartition(self.topic, partition)
             low, high = consumer.get_watermark_offsets(tp, timeout=30)
@@ -114,7 +160,7 @@ class Changelog:
         metrics.STATE_RESTORE_DURATION.observe(elapsed)
         log.info(
             "restored %d shipments in %.2fs",
-            len(restored.states),
+            len(restored.records),
             elapsed,
             extra={
                 "topic": self.topic,
@@ -126,12 +172,15 @@ class Changelog:
 
 
 class _Replay:
-    """Applies changelog records in log order, keeping the newest state per shipment."""
+    """Applies changelog records in log order, keeping the newest record per shipment."""
 
     def __init__(self, restored: RestoredStates) -> None:
         self._restored = restored
+        self._records = restored.records
+        self._add_timer = restored.timers.add  # superseded records leave stale entries: skipped
         self._tombstoned: dict[str, int] = {}  # the input offset of each shipment's tombstone
         self._rewrite: set[str] = set()
+        self._unscheduled: list[str] = []  # a hint these rules cannot trust (or none)
 
     def read_until(self, consumer: Consumer, high: int, cancelled: Callable[[], bool]) -> None:
         """Apply records until the position reaches ``high`` (compaction may leave gaps)."""
@@ -145,40 +194,72 @@ class _Replay:
                     continue
                 key = message.key()
                 if key is not None:
-                    self._apply(message, key.decode("utf-8", "replace"))
-        self._restored.rewrite = sorted(self._rewrite & set(self._restored.states))
+                    self.apply(key.decode("utf-8", "replace"), message)
+        self.finish()
 
-    def _apply(self, message: Any, fulfillment_id: str) -> None:
-        restored = self._restored
-        offset = _input_offset(message.headers())
-        newest = max(
-            restored.offsets.get(fulfillment_id, NO_OFFSET),
-            self._tombstoned.get(fulfillment_id, NO_OFFSET),
-        )
+    def apply(self, fulfillment_id: str, message: Any) -> None:
+        """One record. The common path costs ~4 µs of Python: no decoding, one CRC."""
+        records = self._records
+        headers = message.headers()
+        if headers and headers[0][0] == OFFSET_HEADER and headers[0][1].isdigit():
+            offset = int(headers[0][1])  # 0.3 µs sooner than _input_offset
+        else:
+            offset = _input_offset(headers)
+        known = records.get(fulfillment_id)
+        if known is not None:
+            newest = offset_in(known)
+        else:
+            newest = self._tombstoned.get(fulfillment_id, NO_OFFSET) if self._tombstoned else -1
         if offset < newest:
             self._rewrite.add(fulfillment_id)  # a former owner's late write: keep the newer
             return
-        self._rewrite.discard(fulfillment_id)
+        if self._rewrite:
+            self._rewrite.discard(fulfillment_id)
         value = message.value()
         if value is None:
-            restored.states.pop(fulfillment_id, None)
-            restored.offsets.pop(fulfillment_id, None)
+            records.pop(fulfillment_id, None)
             self._tombstoned[fulfillment_id] = offset
             return
         try:
-            state = decode_state(value)
+            tag, deadline = deadline_hint(value)
+            if value[0] == FORMAT_V1:  # read once, kept in the compact format
+                value = encode_state(decode_state(value))
         except StateDecodeError as exc:
-            restored.quarantined += 1
-            metrics.STATES_QUARANTINED.labels(reason="unreadable").inc()
-            log.error(
-                "changelog state set aside: %s",
-                exc,
-                extra={"fulfillment_id": fulfillment_id, "offset": message.offset()},
-            )
+            self._quarantine(fulfillment_id, message, exc)
             return
-        self._tombstoned.pop(fulfillment_id, None)
-        restored.states[fulfillment_id] = state
-        restored.offsets[fulfillment_id] = offset
+        if self._tombstoned:
+            self._tombstoned.pop(fulfillment_id, None)
+        if tag != self._restored.rules_tag or tag == 0:
+            deadline = UNSCHEDULED
+            self._unscheduled.append(fulfillment_id)
+        else:
+            self._add_timer(fulfillment_id, deadline)
+        records[fulfillment_id] = pack_record(offset, deadline, value)
+
+    def _quarantine(self, fulfillment_id: str, message: Any, exc: StateDecodeError) -> None:
+        self._restored.quarantined += 1
+        metrics.STATES_QUARANTINED.labels(reason="unreadable").inc()
+        log.error(
+            "changelog state set aside: %s",
+            exc,
+            extra={"fulfillment_id": fulfillment_id, "offset": message.offset()},
+        )
+
+    def finish(self) -> None:
+        """List for the store what it must schedule itself, and what must be rewritten."""
+        restored = self._restored
+        records = restored.records
+        restored.unscheduled = [
+            fid
+            for fid in dict.fromkeys(self._unscheduled)
+            if fid in records and pending_of(records[fid]) == UNSCHEDULED
+        ]
+        restored.rewrite = sorted(self._rewrite & records.keys())
+        restored.rewrite_tombstones = {
+            fid: self._tombstoned[fid]
+            for fid in sorted(self._rewrite - records.keys())
+            if fid in self._tombstoned
+        }
 
 
 def _input_offset(headers: list[tuple[str, bytes]] | None) -> int:
