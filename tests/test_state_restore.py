@@ -126,7 +126,7 @@ def test_kill_mid_backlog_then_two_consumers_make_every_rule_call_once(
         + explain(outside_window, scenario)
     )
     # Every repeat was in the crash window (above); how many fall in it depends on what was in
-    # flight or awaiting its state acknowledgement at the kill: 3 to 7 of 500 in ten runs on
+    # flight or awaiting its state acknowledgement at the kill: 3 to 7 of 500 in seven runs on
     # the shared 2-core machine (MAX_IN_FLIGHT=16, linger 20 ms). 3 % bounds that with room.
     assert len(repeated_events) <= shipments * 3 // 100, explain(
         [key for key, count in events.items() if count > 1], scenario
