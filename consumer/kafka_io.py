@@ -45,6 +45,7 @@ POSITION_TIMEOUT_SECONDS = 10.0
 """Each broker request positioning a restored partition; two of them stay well inside the
 liveness timeout of the thread that makes them."""
 WATERMARK_CHECK_TIMEOUT_SECONDS = 2.0
+LIVE_CHECK_INTERVAL_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class KafkaSource:
         self._restorer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="restore")
         self._restored: queue.SimpleQueue[PartitionWork] = queue.SimpleQueue()
         self._told_caught_up: dict[PartitionWork, bool] = {}  # what the loop was last told
+        self._live_checked: dict[PartitionWork, float] = {}  # when the broker was last asked
         reset = str(self._config.get("auto.offset.reset", "earliest")).lower()
         self._start_at_end = reset in ("latest", "largest", "end")
 
@@ -294,7 +296,14 @@ class KafkaSource:
             at_end = self._at_log_end(consumer, work)
             if at_end and not self._told_caught_up.get(work):
                 # Becoming caught up without a record saying so: the cached watermark may be
-                # from before a pause or a seek, so ask the broker once.
+                # from before a pause or a seek, so ask the broker, at most once a second per
+                # partition (each ask blocks this thread up to its timeout).
+                now = time.monotonic()
+                if now - self._live_checked.get(work, -LIVE_CHECK_INTERVAL_SECONDS) < (
+                    LIVE_CHECK_INTERVAL_SECONDS
+                ):
+                    continue
+                self._live_checked[work] = now
                 at_end = self._at_log_end(consumer, work, live=True)
             if self._told_caught_up.get(work) != at_end:
                 self._told_caught_up[work] = at_end
@@ -342,6 +351,7 @@ class KafkaSource:
             if work is not None:
                 self._health.restoring.discard(work)
                 self._told_caught_up.pop(work, None)
+                self._live_checked.pop(work, None)
             for series in (metrics.CONSUMER_LAG, metrics.COMMITTED_OFFSET):
                 with contextlib.suppress(KeyError):
                     series.remove(tp.topic, str(tp.partition))

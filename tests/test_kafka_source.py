@@ -181,3 +181,13 @@ def test_a_paused_partition_is_never_caught_up() -> None:
     source._paused.add(("t", 0))
     source._update_caught_up(consumer)  # type: ignore[arg-type]
     assert told.told == [False] and consumer.live_asks == 0
+
+
+def test_the_broker_is_asked_at_most_once_a_second_per_partition() -> None:
+    """While the cached watermark says "at the end" and the broker says otherwise (the records
+    are not fetched yet), each loop turn must not block on another request."""
+    consumer = PositionedConsumer(position=10, cached_end=10, live_end=14)
+    source, told = _restored_source(consumer)
+    for _ in range(5):
+        source._update_caught_up(consumer)  # type: ignore[arg-type]
+    assert consumer.live_asks == 1 and told.told == [False]
