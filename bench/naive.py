@@ -15,7 +15,7 @@ import httpx
 from confluent_kafka import Consumer
 
 from bench.calls import parse_kafka_contender, redo_request
-from consumer.codec import RawDecoder
+from consumer.serde.events import RawDecoder
 
 _running = True
 

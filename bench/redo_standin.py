@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from consumer.runtime import event_loop
+from consumer.ops.runtime import event_loop
 from devkit.sandbox.state import now_iso
 
 _ENDPOINT = "/stores/{storeId}/orders/{orderId}/fulfillments/{fulfillmentId}/shipment-status"

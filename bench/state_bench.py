@@ -10,7 +10,7 @@ For each size, writes that many realistic states to a one-partition changelog as
 2. memory per shipment: the Python objects the store retains (tracemalloc, a second restore)
    and the process's RSS growth (which also holds what librdkafka and the allocator keep);
 3. runs ``--events`` scans over ``--fulfillments`` other shipments through the real
-   ``consumer.pipeline.Pipeline`` (decode, rules, state, ordering, offsets, changelog encoding),
+   ``Pipeline`` (decode, rules, state, ordering, offsets, changelog encoding),
    with Redo and Kafka writes answered at once: µs of process CPU per event, the part of the
    consumer's CPU that could depend on how many shipments it tracks;
 4. peak RSS (``VmHWM``).
@@ -42,17 +42,17 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.harness import Workload
-from consumer.codec import RawDecoder
-from consumer.dead_letters import DeadLetters
-from consumer.delivery import Outcome, RetryPolicy
-from consumer.kafka_io import consumer_config
+from consumer.delivery.deliverer import Outcome, RetryPolicy
+from consumer.kafka.dead_letters import DeadLetters
+from consumer.kafka.offsets import PartitionWork
+from consumer.kafka.producer import AsyncProducer
+from consumer.kafka.records import RawRecord
+from consumer.kafka.source import consumer_config
 from consumer.model import RedoCall, ShipmentStatus
-from consumer.offsets import PartitionWork
-from consumer.pipeline import Pipeline, ProcessingSettings
-from consumer.producer import AsyncProducer
-from consumer.records import RawRecord
+from consumer.ops.runtime import event_loop, tune_gc
+from consumer.processing.pipeline import Pipeline, ProcessingSettings
 from consumer.rules import RulesConfig, ShipmentState
-from consumer.runtime import event_loop, tune_gc
+from consumer.serde.events import RawDecoder
 from consumer.state.changelog import OFFSET_HEADER, Changelog
 from consumer.state.store import PartitionStore, RestoredStates
 from devkit.broker import kafka_cluster

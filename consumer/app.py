@@ -19,20 +19,20 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from consumer.codec import build_decoder
 from consumer.config import Settings, librdkafka_overrides
-from consumer.dead_letters import DeadLetters
-from consumer.delivery import Deliverer, RetryPolicy
-from consumer.health import Health, HealthServer, keep_beating
-from consumer.kafka_io import KafkaSource, SourceSettings, consumer_config
+from consumer.delivery.deliverer import Deliverer, RetryPolicy
+from consumer.kafka.dead_letters import DeadLetters
+from consumer.kafka.producer import AsyncProducer
+from consumer.kafka.source import KafkaSource, SourceSettings, consumer_config
 from consumer.model import RedoCall
-from consumer.pipeline import Pipeline, ProcessingSettings
-from consumer.producer import AsyncProducer
+from consumer.ops.health import Health, HealthServer, keep_beating
+from consumer.ops.runtime import freeze_startup_objects, tune_gc
+from consumer.processing.pipeline import Pipeline, ProcessingSettings
 from consumer.redo.client import RedoClient
 from consumer.redo.payload import request_body, request_path
 from consumer.redo.secrets import DEFAULT_SECRET, SecretProvider
 from consumer.rules import RulesConfig, load_rules
-from consumer.runtime import freeze_startup_objects, tune_gc
+from consumer.serde.events import build_decoder
 from consumer.state.changelog import Changelog, ensure_changelog
 
 log = logging.getLogger(__name__)

@@ -39,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _stop_before_the_loop)
     from consumer.app import run_service
-    from consumer.logs import configure_logging
-    from consumer.runtime import event_loop
+    from consumer.ops.logs import configure_logging
+    from consumer.ops.runtime import event_loop
 
     configure_logging(settings.log_level)
     try:
@@ -60,10 +60,10 @@ def _stop_before_the_loop(signum: int, frame: FrameType | None) -> None:
 
 def _validated_settings() -> Settings:
     """Everything that can be checked before touching the network: settings and files."""
-    from consumer.codec import build_decoder
     from consumer.config import librdkafka_overrides
     from consumer.redo.secrets import SecretProvider
     from consumer.rules import load_rules
+    from consumer.serde.events import build_decoder
 
     settings = load_settings()
     librdkafka_overrides()

@@ -30,8 +30,8 @@ from typing import Any, NamedTuple
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from consumer.codec import encode_raw
 from consumer.model import AutomationEvent, Location, ShipmentStatus, TrackingEvent
+from consumer.serde.events import encode_raw
 from devkit.broker import create_topic, kafka_cluster
 from devkit.consumer_process import ConsumerProcess
 from devkit.generator import tracking_stream

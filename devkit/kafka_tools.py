@@ -10,8 +10,8 @@ from typing import TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from consumer.codec import encode_raw
 from consumer.model import TrackingEvent
+from consumer.serde.events import encode_raw
 
 T = TypeVar("T")
 

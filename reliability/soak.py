@@ -27,8 +27,8 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
-from consumer.codec import encode_raw
 from consumer.model import TrackingEvent
+from consumer.serde.events import encode_raw
 from devkit.broker import LocalKafka, create_topic
 from devkit.consumer_process import ConsumerProcess
 from devkit.generator import shipment_scans

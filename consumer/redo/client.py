@@ -32,8 +32,8 @@ from consumer.errors import (
     RedoRejectedError,
     RedoRetryableError,
 )
-from consumer.metrics import REDO_IN_FLIGHT, REDO_REQUEST_DURATION, REDO_REQUESTS
 from consumer.model import RedoCall
+from consumer.ops.metrics import REDO_IN_FLIGHT, REDO_REQUEST_DURATION, REDO_REQUESTS
 from consumer.redo.payload import request_body, request_path
 from consumer.redo.secrets import SecretProvider
 

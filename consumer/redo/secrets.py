@@ -15,7 +15,7 @@ from pydantic import SecretStr
 
 from consumer.config import Settings
 from consumer.errors import ConfigError
-from consumer.logs import register_secret
+from consumer.ops.logs import register_secret
 
 _GLOBAL_SETTING = "REDO_API_SECRET"
 _GLOBAL_FILE_SETTING = "REDO_API_SECRET_FILE"

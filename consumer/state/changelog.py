@@ -29,9 +29,9 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from consumer import metrics
 from consumer.errors import ConfigError
-from consumer.producer import AsyncProducer
+from consumer.kafka.producer import AsyncProducer
+from consumer.ops import metrics
 from consumer.rules import RulesConfig, ShipmentState
 from consumer.state.codec import (
     FORMAT_V1,

@@ -29,9 +29,9 @@ from typing import Any, NamedTuple
 
 import fastavro
 
-from consumer.avro_files import load_schema
 from consumer.model import ShipmentStatus
 from consumer.rules.state import ShipmentState
+from consumer.serde.schemas import load_schema
 
 FORMAT_V1 = 1
 FORMAT_V2 = 2

@@ -36,7 +36,7 @@ from datetime import datetime
 from functools import cache
 from typing import cast
 
-from consumer import metrics
+from consumer.ops import metrics
 from consumer.rules import RulesConfig, ShipmentState, engine, expires_at, next_deadline
 from consumer.state.codec import NO_DEADLINE, StateDecodeError, decode_state, encode_state, to_us
 

@@ -11,7 +11,7 @@ import argparse
 import asyncio
 import signal
 
-from consumer.runtime import event_loop
+from consumer.ops.runtime import event_loop
 from devkit.sandbox.app import build_app
 from devkit.sandbox.server import base_url, serve
 

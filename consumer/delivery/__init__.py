@@ -1,0 +1,1 @@
+"""Getting one Redo call to a final outcome: retries, breakers, rate limit."""

@@ -1,0 +1,279 @@
+"""Getting one Redo call to a final outcome: sent, dead-lettered, or abandoned on revoke.
+
+The retry policy lives here and nowhere else: exponential backoff with full jitter
+(``Retry-After`` honoured) for 429/5xx/timeouts/connection errors, without limit; 404 retried for
+a bounded window (the fulfillment may not exist yet) then dead-lettered; 400 dead-lettered at
+once; 401/403 opens the auth breaker of the secret the call used (the calls of every store using
+that secret wait; one probe every ``AUTH_RETRY_SECONDS`` re-reads the secret files and tries
+again; only that probe's success closes it). A run of retryable failures opens the circuit, which
+pauses consumption upstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import partial
+from typing import Protocol
+
+from prometheus_client import Gauge
+
+from consumer.delivery.breaker import Breaker, Turn
+from consumer.delivery.rate_limit import RateLimiter
+from consumer.delivery.slots import Slots
+from consumer.errors import (
+    ConfigError,
+    RedoAuthError,
+    RedoError,
+    RedoNotFoundError,
+    RedoRejectedError,
+    RedoRetryableError,
+)
+from consumer.model import RedoCall
+from consumer.ops import metrics
+from consumer.redo.secrets import DEFAULT_SECRET, SecretProvider
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(StrEnum):
+    SENT = "sent"
+    DEAD_LETTERED = "dead_lettered"
+    ABANDONED = "abandoned"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    initial_seconds: float = 0.2
+    max_seconds: float = 30.0
+    not_found_window_seconds: float = 600.0
+    auth_retry_seconds: float = 30.0
+    circuit_failure_threshold: int = 5
+
+    def backoff(self, attempt: int, retry_after: float | None = None) -> float:
+        """Full jitter: uniform in [0, min(max, initial * 2**attempt)], at least Retry-After."""
+        ceiling = min(self.max_seconds, self.initial_seconds * 2.0 ** min(attempt, 30))
+        delay = random.uniform(0, ceiling)
+        return max(delay, retry_after) if retry_after is not None else delay
+
+    def circuit_probe_interval(self, failed_probes: int) -> float:
+        return min(self.max_seconds, self.initial_seconds * 2.0**failed_probes)
+
+
+DeadLetter = Callable[[RedoCall, RedoError], Awaitable[bool]]
+"""Writes a refused call's dead letter; False when it was given up (revoke): not done."""
+
+
+class Sender(Protocol):
+    """One request per call, raising the ``RedoError`` kind that classifies a failure."""
+
+    async def send(self, call: RedoCall) -> object: ...
+
+
+class Deliverer:
+    """Sends calls with the retry policy; shared by every fulfillment's worker."""
+
+    def __init__(
+        self,
+        client: Sender,
+        secrets: SecretProvider,
+        policy: RetryPolicy,
+        *,
+        max_in_flight: int,
+        circuit_flag: threading.Event,
+        rate_limit: float = 0.0,
+    ) -> None:
+        """``circuit_flag`` mirrors the circuit for the Kafka thread, which pauses consumption."""
+        self._client = client
+        self._secrets = secrets
+        self._policy = policy
+        self._slots = Slots(max_in_flight)
+        self._rate = RateLimiter(rate_limit)
+        self._consecutive_failures = 0
+        self._auth: dict[str, Breaker] = {}
+        self.circuit = Breaker(
+            "circuit",
+            probe_interval=policy.circuit_probe_interval,
+            closed_by_any_success=True,
+            on_change=lambda is_open: _mirror(is_open, circuit_flag, metrics.CIRCUIT_OPEN),
+        )
+        self.auth_breaker(DEFAULT_SECRET)  # exported as 0 from the start, not only after a 401
+
+    def auth_breaker(self, secret_name: str) -> Breaker:
+        """The breaker of one secret (``SecretProvider.secret_name``): a secret Redo refuses
+        holds only the calls made with it."""
+        breaker = self._auth.get(secret_name)
+        if breaker is None:
+            gauge = metrics.REDO_AUTH_BLOCKED.labels(secret=secret_name)
+            gauge.set(0)
+            breaker = self._auth[secret_name] = Breaker(
+                f"auth {secret_name}",
+                probe_interval=lambda _n: self._policy.auth_retry_seconds,
+                closed_by_any_success=False,
+                on_change=partial(self._auth_changed, secret_name, gauge),
+            )
+        return breaker
+
+    async def deliver(
+        self,
+        call: RedoCall,
+        *,
+        abandoned: Callable[[], bool],
+        dead_letter: DeadLetter,
+        follow_up: bool = False,
+    ) -> Outcome:
+        """Retry ``call`` until it is sent or dead-lettered, or ``abandoned()`` turns true.
+        A ``follow_up`` (not the first call of its transition) goes ahead of waiting calls."""
+        attempt = 0
+        first_not_found: float | None = None
+        while not abandoned():
+            secret = self._secrets.secret_name(call.store_id)
+            auth = self.auth_breaker(secret)
+            async with (
+                auth.turn(abandoned) as auth_turn,
+                self.circuit.turn(abandoned) as circuit_turn,
+            ):
+                if auth_turn.abandoned or circuit_turn.abandoned:
+                    break
+                if auth_turn.is_probe:
+                    self._reload_secrets()
+                try:
+                    sent = await self._send_once(
+                        call, follow_up, abandoned, auth, auth_turn, circuit_turn
+                    )
+                except RedoAuthError as exc:
+                    self._answered(circuit_turn)  # Redo is up, it only refuses this secret
+                    auth.failed(auth_turn)
+                    log.error(
+                        "Redo refused a call", extra={**_context(call, exc), "secret": secret}
+                    )
+                    continue
+                except RedoRejectedError as exc:
+                    self._answered(circuit_turn)
+                    auth.succeeded(auth_turn)
+                    return await _dead_lettered(dead_letter, call, exc)
+                except RedoNotFoundError as exc:
+                    self._answered(circuit_turn)
+                    auth.succeeded(auth_turn)
+                    now = time.monotonic()
+                    first_not_found = first_not_found if first_not_found is not None else now
+                    if now - first_not_found >= self._policy.not_found_window_seconds:
+                        return await _dead_lettered(dead_letter, call, exc)
+                    delay = self._policy.backoff(attempt)
+                    metrics.REDO_RETRIES.labels(reason="not_found").inc()
+                except RedoRetryableError as exc:
+                    self._retryable_failure(circuit_turn)
+                    delay = self._policy.backoff(attempt, exc.retry_after)
+                    metrics.REDO_RETRIES.labels(reason=_retry_reason(exc)).inc()
+                    log.warning(
+                        "Redo call failed, retrying in %.2fs", delay, extra=_context(call, exc)
+                    )
+                else:
+                    if not sent:  # revoked, or a breaker opened while it waited for a slot
+                        continue
+                    self._answered(circuit_turn)
+                    auth.succeeded(auth_turn)
+                    return Outcome.SENT
+            attempt += 1
+            await sleep_unless(delay, abandoned)
+        return Outcome.ABANDONED
+
+    async def _send_once(
+        self,
+        call: RedoCall,
+        follow_up: bool,
+        abandoned: Callable[[], bool],
+        auth: Breaker,
+        auth_turn: Turn,
+        circuit_turn: Turn,
+    ) -> bool:
+        """One request, holding a slot only while it is in flight (not during backoff).
+
+        False, with nothing sent, when by the time a slot is free the call was abandoned or a
+        breaker it is not the probe of has opened: a call queued for a slot when Redo went down
+        must not go out anyway."""
+        await self._slots.acquire(urgent=follow_up)
+        try:
+            if self.circuit.holds(circuit_turn) or auth.holds(auth_turn) or abandoned():
+                return False
+            await self._rate.acquire()
+            await self._client.send(call)
+            return True
+        finally:
+            self._slots.release()
+
+    def _reload_secrets(self) -> None:
+        """Pick up a rotated secret; a file caught mid-rotation keeps the old one for now."""
+        try:
+            self._secrets.reload()
+        except ConfigError as exc:
+            log.error("cannot re-read the Redo secret, keeping the old one: %s", exc)
+
+    def _answered(self, circuit_turn: Turn) -> None:
+        """Redo answered (even with 400/401/404): it is up."""
+        self._consecutive_failures = 0
+        self.circuit.succeeded(circuit_turn)
+
+    def _retryable_failure(self, circuit_turn: Turn) -> None:
+        self._consecutive_failures += 1
+        if circuit_turn.is_probe or (
+            self._consecutive_failures >= self._policy.circuit_failure_threshold
+        ):
+            self.circuit.failed(circuit_turn)
+
+    def _auth_changed(self, secret: str, gauge: Gauge, is_open: bool) -> None:
+        gauge.set(int(is_open))
+        if is_open:
+            log.error(
+                "Redo refuses the %s API secret: its calls are held, one probe every %gs",
+                secret,
+                self._policy.auth_retry_seconds,
+                extra={"secret": secret},
+            )
+        else:
+            log.info("Redo accepts the %s API secret again", secret, extra={"secret": secret})
+
+
+async def _dead_lettered(dead_letter: DeadLetter, call: RedoCall, exc: RedoError) -> Outcome:
+    return Outcome.DEAD_LETTERED if await dead_letter(call, exc) else Outcome.ABANDONED
+
+
+def _mirror(is_open: bool, flag: threading.Event, gauge: Gauge) -> None:
+    gauge.set(int(is_open))
+    if is_open:
+        flag.set()
+    else:
+        flag.clear()
+
+
+async def sleep_unless(delay: float, abandoned: Callable[[], bool]) -> None:
+    """Sleep ``delay`` seconds, waking early (checked every 0.1 s) once ``abandoned()``."""
+    deadline = time.monotonic() + delay
+    while not abandoned():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        await asyncio.sleep(min(remaining, 0.1))
+
+
+def _retry_reason(exc: RedoRetryableError) -> str:
+    if exc.status_code == 429:
+        return "rate_limited"
+    if exc.status_code is not None:
+        return "server_error"
+    return "transport"
+
+
+def _context(call: RedoCall, exc: RedoError) -> dict[str, object]:
+    return {
+        "fulfillment_id": call.fulfillment_id,
+        "call_status": call.status,
+        "http_status": exc.status_code,
+        "error": str(exc),
+    }

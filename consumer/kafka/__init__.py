@@ -1,0 +1,1 @@
+"""Everything that talks to Kafka: every confluent_kafka import and librdkafka setting."""

@@ -1,0 +1,1 @@
+"""The stages a fetched record passes, from decode to done."""

@@ -1,0 +1,1 @@
+"""Bytes to domain objects: the Avro schemas and the event decoders."""
