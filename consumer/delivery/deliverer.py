@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -24,6 +23,7 @@ from typing import Protocol
 
 from prometheus_client import Gauge
 
+from consumer.backoff import Backoff
 from consumer.delivery.breaker import Breaker, Turn
 from consumer.delivery.rate_limit import RateLimiter
 from consumer.delivery.slots import Slots
@@ -58,12 +58,10 @@ class RetryPolicy:
 
     def backoff(self, attempt: int, retry_after: float | None = None) -> float:
         """Full jitter: uniform in [0, min(max, initial * 2**attempt)], at least Retry-After."""
-        ceiling = min(self.max_seconds, self.initial_seconds * 2.0 ** min(attempt, 30))
-        delay = random.uniform(0, ceiling)
-        return max(delay, retry_after) if retry_after is not None else delay
+        return Backoff(self.initial_seconds, self.max_seconds).delay(attempt, at_least=retry_after)
 
     def circuit_probe_interval(self, failed_probes: int) -> float:
-        return min(self.max_seconds, self.initial_seconds * 2.0**failed_probes)
+        return Backoff(self.initial_seconds, self.max_seconds, jitter=False).delay(failed_probes)
 
 
 DeadLetter = Callable[[RedoCall, RedoError], Awaitable[bool]]
