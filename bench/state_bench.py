@@ -54,7 +54,8 @@ from consumer.processing.pipeline import Pipeline, ProcessingSettings
 from consumer.rules import RulesConfig, ShipmentState
 from consumer.serde.events import RawDecoder
 from consumer.state.changelog import OFFSET_HEADER, Changelog
-from consumer.state.store import PartitionStore, RestoredStates
+from consumer.state.packed import RestoredStates
+from consumer.state.store import PartitionStore
 from devkit.broker import kafka_cluster
 
 SIZES = (10_000, 100_000, 1_000_000)

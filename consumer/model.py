@@ -22,6 +22,17 @@ class ShipmentStatus(StrEnum):
     UNKNOWN = "unknown"
 
 
+def stored_status(value: str | None) -> ShipmentStatus | None:
+    """A status read back from state: one this version does not know (written by a newer
+    version) is ``UNKNOWN``, never an error."""
+    if value is None:
+        return None
+    try:
+        return ShipmentStatus(value)
+    except ValueError:
+        return ShipmentStatus.UNKNOWN
+
+
 TERMINAL_STATUSES = frozenset(
     {ShipmentStatus.DELIVERED, ShipmentStatus.RETURN_TO_SENDER, ShipmentStatus.CANCELLED}
 )

@@ -46,7 +46,8 @@ from consumer.rules import (
 )
 from consumer.serde.events import EventDecoder
 from consumer.state.changelog import Changelog
-from consumer.state.store import PartitionStore, RestoredStates
+from consumer.state.packed import RestoredStates
+from consumer.state.store import PartitionStore
 
 log = logging.getLogger(__name__)
 

@@ -41,16 +41,15 @@ from consumer.state.codec import (
     decode_state,
     encode_state,
 )
-from consumer.state.store import (
+from consumer.state.packed import (
     NO_OFFSET,
     UNSCHEDULED,
     RestoredStates,
-    deadline_us,
     offset_in,
     pack_record,
     pending_of,
-    rules_tag,
 )
+from consumer.state.timers import deadline_us, rules_tag
 
 log = logging.getLogger(__name__)
 

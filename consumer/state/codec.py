@@ -1,118 +1,43 @@
 """``ShipmentState`` ⇄ changelog bytes: one format byte, then the record in that format.
 
-- Format 1: Avro (``avro/shipment_state.avsc``). Still read: changelogs keep records for as long
-  as shipments live. No longer written: fastavro took 13 µs to write and 16 µs to read one state,
-  which made restore crawl (21,700 states/s) and kept states decoded in memory (1,409 B each).
-- Format 2: fixed-width binary written with ``struct`` (60 % of Avro's time to write, 45 % to
-  read, side by side), checked by a CRC,
-  compact enough to be the in-memory form too (``consumer.state.store``), and carrying the
-  shipment's next deadline as the writer's rules computed it, so a restore schedules the shipment
-  without decoding it (``DeadlineHint``).
-
-Format 2 layout, little-endian: ``B`` format, ``I`` rules tag (0: no hint), ``q`` deadline hint
-in µs since the epoch, the fixed fields (``_FIXED``), the ETA lists' ordinals, the strings'
-lengths (``H``, in characters), the strings as one UTF-8 text, and ``I`` the CRC-32 of all that.
-Statuses are written as their string (a ``_STATUS_CODES`` index when known) so a new status never
-breaks an old reader; an eventId that starts with the fulfillment ID is written without it (the
-generator's and many carriers' IDs do).
-A state whose strings do not fit the layout (longer than 32 KiB) is written as format 1.
+- Format 1 (``consumer.state.format1``): Avro. Still read; written only for a state whose
+  strings are too long for format 2. Avro states kept decoded in memory took 1,409 B each.
+- Format 2 (``consumer.state.format2``): fixed-width binary with a CRC and a deadline hint, the
+  in-memory form too.
+A state whose strings do not fit format 2 (longer than 32 KiB) is written as format 1.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import struct
-import zlib
-from datetime import UTC, date, datetime, timedelta
-from typing import Any, NamedTuple
-
-import fastavro
-
-from consumer.model import ShipmentStatus
 from consumer.rules.state import ShipmentState
-from consumer.serde.schemas import load_schema
+from consumer.state import format1, format2
+from consumer.state.format2 import NO_DEADLINE, DeadlineHint, to_us
 
-FORMAT_V1 = 1
-FORMAT_V2 = 2
-_SCHEMA_NAME = "shipment_state"
+FORMAT_V1 = format1.FORMAT
+FORMAT_V2 = format2.FORMAT
 
-NO_DEADLINE = -(2**63)
-"""The deadline hint of a record written without one (and the "no time" of a format-2 field)."""
-
-_HEADER = struct.Struct("<BIq")  # format, rules tag, deadline hint
-_CRC = struct.Struct("<I")
-_CRC_RESIDUE = 0x2144DF1C
-# last_scan_at, terminal_at (µs), current_eta, reference_eta (ordinal, 0: none), last status,
-# last status sent (status code), stall_notified, and the counts of the three lists.
-_FIXED = struct.Struct("<qqiiBBBBBB")
-_LENGTH = struct.Struct("<H")
-_PREFIXED = 0x8000  # in an eventId's length: the fulfillment ID comes first and is not written
-_MAX_STRING = _PREFIXED - 1
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-# Append only: a code, once written, names its status forever. 255: the string follows.
-_STATUS_CODES: tuple[str | None, ...] = (
-    None,  # 0: no status
-    "pre_transit",
-    "in_transit",
-    "out_for_delivery",
-    "available_for_pickup",
-    "delivered",
-    "return_to_sender",
-    "failure",
-    "cancelled",
-    "error",
-    "unknown",
-)
-_STATUS_STRING = 255
-
-
-def _status_of(value: str | None) -> ShipmentStatus | None:
-    if value is None:
-        return None
-    try:
-        return ShipmentStatus(value)
-    except ValueError:
-        return ShipmentStatus.UNKNOWN  # written by a newer version
-
-
-_CODE_OF = {name: code for code, name in enumerate(_STATUS_CODES) if name}
-_STATUS_OF = tuple(map(_status_of, _STATUS_CODES))  # ShipmentStatus(value) costs 0.3 µs
+__all__ = [
+    "FORMAT_V1",
+    "FORMAT_V2",
+    "NO_DEADLINE",
+    "DeadlineHint",
+    "StateDecodeError",
+    "deadline_hint",
+    "decode_state",
+    "encode_state",
+    "to_us",
+]
 
 
 class StateDecodeError(ValueError):
     """A changelog record this version cannot read."""
 
 
-class DeadlineHint(NamedTuple):
-    """The next deadline a format-2 record's writer computed, valid for rules with ``tag``."""
-
-    tag: int
-    deadline_us: int
-
-
-def to_us(moment: datetime) -> int:
-    """Microseconds since the epoch: exact, cheap to compare and store."""
-    return (moment - _EPOCH) // _MICROSECOND
-
-
-def from_us(micros: int) -> datetime:
-    return _EPOCH + timedelta(0, 0, micros)  # positional: 0.35 µs, keyword: 0.6 µs
-
-
 def encode_state(state: ShipmentState, hint: DeadlineHint | None = None) -> bytes:
-    body = _bodies.get(state)
-    if body is None:
-        try:
-            body = _encode_v2(state)
-        except _TooLong:
-            return _encode_v1(state)
-        _bodies.put(state, body)
-    tag, deadline = hint if hint is not None else (0, NO_DEADLINE)
-    checked = _HEADER.pack(FORMAT_V2, tag, deadline) + body
-    return checked + _CRC.pack(zlib.crc32(checked))
+    try:
+        return format2.encode(state, hint)
+    except format2.TooLong:
+        return format1.encode(state)
 
 
 def decode_state(value: bytes, start: int = 0) -> ShipmentState:
@@ -120,9 +45,9 @@ def decode_state(value: bytes, start: int = 0) -> ShipmentState:
     fmt = value[start] if len(value) > start else None
     try:
         if fmt == FORMAT_V2:
-            return _decode_v2(value, start)
+            return format2.decode(value, start)
         if fmt == FORMAT_V1:
-            return _decode_v1(value[start + 1 :])
+            return format1.decode(value[start + 1 :])
     except (EOFError, ValueError, IndexError, KeyError, TypeError, OverflowError) as exc:
         raise StateDecodeError(f"corrupt state record: {exc}") from exc
     raise StateDecodeError(f"unknown state format byte {value[start : start + 1]!r}")
@@ -133,203 +58,8 @@ def deadline_hint(value: bytes) -> tuple[int, int]:
     restore can trust it without decoding it; tag 0 when it carries none (format 1 too).
     Raises ``StateDecodeError`` for a record that is not intact."""
     fmt = value[0] if value else None
-    if fmt == FORMAT_V2 and len(value) >= _HEADER.size + _CRC.size and _intact(value, 0):
-        tag: int
-        deadline: int
-        _, tag, deadline = _HEADER.unpack_from(value)
-        return tag, deadline
+    if fmt == FORMAT_V2 and (hint := format2.hint_of(value)) is not None:
+        return hint
     if fmt == FORMAT_V1:
         return 0, NO_DEADLINE
     raise StateDecodeError(f"not an intact state record (format byte {value[:1]!r})")
-
-
-def _intact(value: bytes, start: int) -> bool:
-    # The CRC-32 of data followed by its own CRC (little-endian) is always _CRC_RESIDUE, so one
-    # crc32 over the whole record checks it: 0.4 µs for a 200 B state, against 0.7 µs to slice
-    # off the stored CRC, compute and compare, the largest part of restoring a record.
-    if start:
-        return zlib.crc32(value[start:]) == _CRC_RESIDUE
-    return zlib.crc32(value) == _CRC_RESIDUE
-
-
-# --- format 2 -------------------------------------------------------------------------------
-
-
-class _TooLong(Exception):
-    """A string too long for format 2's length field."""
-
-
-class _RecentBodies:
-    """The format-2 bodies of the states encoded last, by identity (states are immutable).
-
-    The pipeline encodes each new state twice: ``PartitionStore.put`` keeps it, and
-    ``Changelog.write`` (a few awaits later, with its deadline hint) writes it; the body is the
-    same, so the second encode costs a lookup (cProfile of the pipeline: the
-    two encodes were 17 % of the pipeline's CPU).
-    """
-
-    SIZE = 256  # > MAX_IN_FLIGHT puts between a put and its write
-
-    def __init__(self) -> None:
-        self._bodies: dict[int, tuple[ShipmentState, bytes]] = {}
-
-    def get(self, state: ShipmentState) -> bytes | None:
-        found = self._bodies.get(id(state))
-        return found[1] if found is not None and found[0] is state else None
-
-    def put(self, state: ShipmentState, body: bytes) -> None:
-        bodies = self._bodies
-        bodies[id(state)] = (state, body)  # holds the state, so its id is not reused meanwhile
-        if len(bodies) > self.SIZE:
-            with contextlib.suppress(StopIteration, KeyError, RuntimeError):  # a racing thread
-                del bodies[next(iter(bodies))]
-
-
-_bodies = _RecentBodies()
-
-
-def _encode_v2(state: ShipmentState) -> bytes:
-    fulfillment_id = state.fulfillment_id
-    strings = [fulfillment_id, state.store_id, state.order_id, state.carrier or ""]
-    last = _status_code(state.last_status, strings)
-    sent = _status_code(state.last_status_sent, strings)
-    lengths = [len(text) for text in strings]
-    cut = len(fulfillment_id)
-    for event_id in state.recent_event_ids:
-        if event_id.startswith(fulfillment_id):
-            event_id = event_id[cut:]
-            lengths.append(len(event_id) | _PREFIXED)
-        else:
-            lengths.append(len(event_id))
-        strings.append(event_id)
-    text = "".join(strings)
-    if len(text) > _MAX_STRING and max(map(len, strings)) > _MAX_STRING:
-        raise _TooLong
-    days = (*state.notified_delayed, *state.notified_early)
-    return b"".join(
-        (
-            _FIXED.pack(
-                to_us(state.last_scan_at),
-                NO_DEADLINE if state.terminal_at is None else to_us(state.terminal_at),
-                state.current_eta.toordinal() if state.current_eta is not None else 0,
-                state.reference_eta.toordinal() if state.reference_eta is not None else 0,
-                last,
-                sent,
-                state.stall_notified | (state.carrier is None) << 1,
-                len(state.notified_delayed),
-                len(state.notified_early),
-                len(state.recent_event_ids),
-            ),
-            struct.pack(f"<{len(days)}i{len(lengths)}H", *map(date.toordinal, days), *lengths),
-            text.encode(),
-        )
-    )
-
-
-def _status_code(status: ShipmentStatus | None, strings: list[str]) -> int:
-    """The status's code; an unlisted one is appended to ``strings`` and coded 255."""
-    if status is None:
-        return 0
-    code = _CODE_OF.get(status.value)
-    if code is None:
-        strings.append(status.value)
-        return _STATUS_STRING
-    return code
-
-
-def _decode_v2(value: bytes, start: int) -> ShipmentState:
-    if not _intact(value, start):
-        raise ValueError("state record fails its CRC")
-    position = start + _HEADER.size
-    last_scan, terminal, eta, reference, last, sent, flags, delayed, early, events = (
-        _FIXED.unpack_from(value, position)
-    )
-    position += _FIXED.size
-    strings = 4 + (last == _STATUS_STRING) + (sent == _STATUS_STRING) + events
-    layout = f"<{delayed + early}i{strings}H"
-    numbers = struct.unpack_from(layout, value, position)
-    text = value[position + struct.calcsize(layout) : -4].decode()
-    days = [date.fromordinal(day) for day in numbers[: delayed + early]]
-    fields: list[str] = []
-    end = 0
-    for length in numbers[delayed + early :]:
-        begin, end = end, end + (length & _MAX_STRING)
-        fields.append(fields[0] + text[begin:end] if length & _PREFIXED else text[begin:end])
-    if end != len(text):
-        raise ValueError("state record's strings do not add up")
-    statuses = iter(fields[4 : strings - events])
-    return ShipmentState(
-        fields[0],
-        fields[1],
-        fields[2],
-        from_us(last_scan),
-        None if flags & 2 else fields[3],
-        _status_of(next(statuses)) if last == _STATUS_STRING else _STATUS_OF[last],
-        _status_of(next(statuses)) if sent == _STATUS_STRING else _STATUS_OF[sent],
-        date.fromordinal(eta) if eta else None,
-        date.fromordinal(reference) if reference else None,
-        tuple(days[:delayed]),
-        tuple(days[delayed:]),
-        bool(flags & 1),
-        None if terminal == NO_DEADLINE else from_us(terminal),
-        tuple(fields[strings - events :]),
-    )
-
-
-# --- format 1 (Avro) ------------------------------------------------------------------------
-
-
-def _encode_v1(state: ShipmentState) -> bytes:
-    out = io.BytesIO()
-    out.write(bytes([FORMAT_V1]))
-    fastavro.schemaless_writer(out, load_schema(_SCHEMA_NAME), _to_record(state))
-    return out.getvalue()
-
-
-def _decode_v1(avro: bytes) -> ShipmentState:
-    schema = load_schema(_SCHEMA_NAME)
-    record = fastavro.schemaless_reader(io.BytesIO(avro), schema, schema)
-    assert isinstance(record, dict)
-    return _from_record(record)
-
-
-def _to_record(state: ShipmentState) -> dict[str, Any]:
-    return {
-        "fulfillmentId": state.fulfillment_id,
-        "storeId": state.store_id,
-        "orderId": state.order_id,
-        "lastScanAt": state.last_scan_at,
-        "carrier": state.carrier,
-        "lastStatus": state.last_status,
-        "lastStatusSent": state.last_status_sent,
-        "currentEta": state.current_eta,
-        "referenceEta": state.reference_eta,
-        "notifiedDelayed": list(state.notified_delayed),
-        "notifiedEarly": list(state.notified_early),
-        "stallNotified": state.stall_notified,
-        "terminalAt": state.terminal_at,
-        "recentEventIds": list(state.recent_event_ids),
-    }
-
-
-def _from_record(record: dict[str, Any]) -> ShipmentState:
-    return ShipmentState(
-        fulfillment_id=record["fulfillmentId"],
-        store_id=record["storeId"],
-        order_id=record["orderId"],
-        last_scan_at=_utc(record["lastScanAt"]),
-        carrier=record["carrier"],
-        last_status=_status_of(record["lastStatus"]),
-        last_status_sent=_status_of(record["lastStatusSent"]),
-        current_eta=record["currentEta"],
-        reference_eta=record["referenceEta"],
-        notified_delayed=tuple(record["notifiedDelayed"]),
-        notified_early=tuple(record["notifiedEarly"]),
-        stall_notified=record["stallNotified"],
-        terminal_at=_utc(record["terminalAt"]) if record["terminalAt"] is not None else None,
-        recent_event_ids=tuple(record["recentEventIds"]),
-    )
-
-
-def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)

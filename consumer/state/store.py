@@ -17,152 +17,37 @@ on ``get``. A decoded ``ShipmentState`` took 1,187 B, the record takes ~240 B an
 the cyclic garbage collector. The most recently used states stay decoded (``HOT_STATES``), so a
 scan's get, put, schedule and expiry check decode at most once.
 
-Timers (``Timers``) are coarse buckets of fulfillment IDs, and an exact heap for the buckets the
-clock has reached; an entry whose deadline no longer matches the shipment's pending one is
-skipped (lazy deletion). A shipment's next deadline is its earliest rule timer or its expiry.
+Timers: ``consumer.state.timers``; the record layout: ``consumer.state.packed``.
 """
 
 from __future__ import annotations
 
-import heapq
-import inspect
 import logging
-import struct
-import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from datetime import datetime
-from functools import cache
-from typing import cast
 
 from consumer.ops import metrics
-from consumer.rules import RulesConfig, ShipmentState, engine, expires_at, next_deadline
-from consumer.state.codec import NO_DEADLINE, StateDecodeError, decode_state, encode_state, to_us
+from consumer.rules import RulesConfig, ShipmentState, expires_at
+from consumer.state.codec import StateDecodeError, decode_state, encode_state, to_us
+from consumer.state.packed import (
+    HEADER,
+    NO_OFFSET,
+    UNSCHEDULED,
+    RestoredStates,
+    offset_in,
+    pack_record,
+    pending_of,
+    with_pending,
+)
+from consumer.state.timers import Timers, deadline_us, rules_tag
 
 log = logging.getLogger(__name__)
-
-NO_OFFSET = -1
-"""The offset of a state whose input offset is unknown (written before offsets were recorded)."""
-
-UNSCHEDULED = NO_DEADLINE
-"""A record's pending deadline while it has none (fired and not yet scheduled again)."""
 
 HOT_STATES = 8192
 """Decoded states kept per partition (~1.2 KB each, ~10 MB): the shipments scanned lately, so a
 scan's get, put, schedule and expiry check decode nothing. With 1,024 the benchmark's 10,000
 interleaved shipments missed on almost every get: a decode per event."""
-
-_RECORD = struct.Struct("<qq")  # input offset, pending deadline (µs); then the encoded state
-_PENDING = struct.Struct("<q")
-
-
-def deadline_us(state: ShipmentState, config: RulesConfig) -> int:
-    """The shipment's next deadline (its earliest rule timer, or its expiry), in µs.
-    Raises ``OverflowError`` or ``ValueError`` for a date at the calendar's edge."""
-    timer = next_deadline(state, config)
-    expiry = expires_at(state, config)
-    return to_us(expiry if timer is None else min(timer, expiry))
-
-
-def rules_tag(config: RulesConfig) -> int:
-    """Names the rules that compute deadlines (their thresholds and the engine's code), so a
-    deadline written with other rules is recomputed, not trusted. Never 0 ("no deadline")."""
-    return zlib.crc32(repr(config).encode(), _engine_crc()) or 1
-
-
-@cache
-def _engine_crc() -> int:
-    try:
-        return zlib.crc32(inspect.getsource(engine).encode())
-    except OSError:  # no source shipped: the thresholds alone name the rules
-        return 0
-
-
-class Timers:
-    """Deadlines in buckets of 2**26 µs (67 s) for the future, an exact heap once the clock
-    reaches a bucket. A heap entry per shipment took 96 B (tuple, int, list slot); a bucket
-    entry takes 8 B, and a bucket (~26 shipments at a million over 30 days) ~150 B."""
-
-    SHIFT = 26
-
-    def __init__(self) -> None:
-        self._buckets: dict[int, list[str]] = {}
-        self._keys: list[int] = []  # heap of the buckets' keys
-        self._near: list[tuple[int, str]] = []
-        self._reached = NO_DEADLINE >> self.SHIFT  # buckets up to this one live in _near
-
-    def add(self, fulfillment_id: str, deadline: int) -> None:
-        bucket = deadline >> self.SHIFT
-        if bucket <= self._reached:
-            heapq.heappush(self._near, (deadline, fulfillment_id))
-            return
-        ids = self._buckets.get(bucket)
-        if ids is None:
-            ids = self._buckets[bucket] = []
-            heapq.heappush(self._keys, bucket)
-        ids.append(fulfillment_id)
-
-    def due(self, clock: int, pending: Callable[[str], int]) -> Iterator[tuple[int, str]]:
-        """Entries with a deadline strictly before ``clock``, earliest first; ``pending`` gives
-        a shipment's current deadline when its bucket moves to the heap (stale ones are
-        dropped there)."""
-        reached = clock >> self.SHIFT
-        while self._keys and self._keys[0] <= reached:
-            bucket = heapq.heappop(self._keys)
-            for fulfillment_id in self._buckets.pop(bucket):
-                deadline = pending(fulfillment_id)
-                if deadline >> self.SHIFT == bucket:
-                    heapq.heappush(self._near, (deadline, fulfillment_id))
-        self._reached = max(self._reached, reached)
-        while self._near and self._near[0][0] < clock:
-            yield heapq.heappop(self._near)
-
-
-@dataclass
-class RestoredStates:
-    """What a changelog restore hands to a ``PartitionStore``.
-
-    ``records``: each shipment's record (see ``PartitionStore``), its pending deadline the one
-    the writer computed when ``rules_tag`` names the same rules, else ``UNSCHEDULED`` and the
-    shipment is in ``unscheduled``; ``timers`` holds the deadlines already known.
-    ``rewrite``: shipments whose newest state was followed in the changelog by an older one (a
-    former owner's late write); their state must be written again, so that compaction, which
-    keeps the last record of a key, keeps the newest. ``rewrite_tombstones``: the same for
-    shipments whose newest record is a tombstone, with its input offset.
-    """
-
-    records: dict[str, bytes] = field(default_factory=dict)
-    timers: Timers = field(default_factory=Timers)
-    unscheduled: list[str] = field(default_factory=list)
-    rules_tag: int = 0
-    quarantined: int = 0
-    rewrite: list[str] = field(default_factory=list)
-    rewrite_tombstones: dict[str, int] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, states: Mapping[str, ShipmentState], offset: int = NO_OFFSET) -> RestoredStates:
-        """States from elsewhere than a changelog (tests, benchmarks), for the store to schedule."""
-        records = {
-            fid: pack_record(offset, UNSCHEDULED, encode_state(s)) for fid, s in states.items()
-        }
-        return cls(records, unscheduled=list(records))
-
-
-def pack_record(offset: int, pending: int, encoded: bytes) -> bytes:
-    return _RECORD.pack(offset, pending) + encoded
-
-
-def with_pending(value: bytes, pending: int) -> bytes:
-    return value[:8] + _PENDING.pack(pending) + value[_RECORD.size :]
-
-
-def pending_of(value: bytes) -> int:
-    return cast(int, _PENDING.unpack_from(value, 8)[0])
-
-
-def offset_in(value: bytes) -> int:
-    return cast(int, _PENDING.unpack_from(value)[0])
 
 
 class PartitionStore:
@@ -197,7 +82,7 @@ class PartitionStore:
         value = self._records.get(fulfillment_id)
         if value is None:
             return None
-        state = decode_state(value, _RECORD.size)
+        state = decode_state(value, HEADER.size)
         self._remember(fulfillment_id, state)
         return state
 
@@ -207,7 +92,7 @@ class PartitionStore:
         if value is None:
             known, pending = NO_OFFSET, UNSCHEDULED
         else:
-            known, pending = _RECORD.unpack_from(value)
+            known, pending = HEADER.unpack_from(value)
             if state is self._hot.get(fulfillment_id) and offset <= known:
                 return  # unchanged (a timer run that fired nothing): no need to encode it
         self._records[fulfillment_id] = pack_record(

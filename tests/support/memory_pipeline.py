@@ -29,7 +29,7 @@ from consumer.redo.secrets import SecretProvider
 from consumer.rules import RulesConfig
 from consumer.serde.events import RawDecoder, encode_raw
 from consumer.state.changelog import Changelog
-from consumer.state.store import RestoredStates
+from consumer.state.packed import RestoredStates
 from devkit.sandbox.schema import REQUEST, first_error
 
 INPUT_TOPIC = "tracking"

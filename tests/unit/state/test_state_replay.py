@@ -11,14 +11,9 @@ from consumer.model import ShipmentStatus
 from consumer.rules import RulesConfig, ShipmentState, Thresholds
 from consumer.state.changelog import OFFSET_HEADER, _Replay
 from consumer.state.codec import DeadlineHint, encode_state
-from consumer.state.store import (
-    UNSCHEDULED,
-    PartitionStore,
-    RestoredStates,
-    deadline_us,
-    pack_record,
-    rules_tag,
-)
+from consumer.state.packed import UNSCHEDULED, RestoredStates, pack_record
+from consumer.state.store import PartitionStore
+from consumer.state.timers import deadline_us, rules_tag
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 CONFIG = RulesConfig()

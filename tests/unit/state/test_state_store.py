@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from consumer.model import ShipmentStatus
 from consumer.rules import RulesConfig, ShipmentState, Thresholds
-from consumer.state.store import HOT_STATES, PartitionStore, RestoredStates
+from consumer.state.packed import RestoredStates
+from consumer.state.store import HOT_STATES, PartitionStore
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
