@@ -19,6 +19,7 @@ from devkit.broker import (
     pick_free_ports,
 )
 from devkit.sandbox import SandboxControl, SandboxServer
+from tests.support.sandbox_requests import SANDBOX_TOKEN
 
 # ---------------------------------------------------------------------------------------------
 # Kafka broker (devkit.broker)
@@ -88,8 +89,6 @@ def new_topic(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Iterator[
 
 
 # the Redo sandbox and the consumer's environment ------------------------------------------
-
-SANDBOX_TOKEN = "test-token-0123456789"
 
 
 @pytest.fixture(scope="session")

@@ -10,33 +10,16 @@ import subprocess
 import sys
 import time
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import pytest
 
 from devkit.sandbox import SandboxControl, SandboxServer, SandboxWaitTimeout, schema
-from tests.conftest import SANDBOX_TOKEN
 from tests.support.paths import REPO
+from tests.support.sandbox_requests import SANDBOX_TOKEN, post
 
 TOKEN = SANDBOX_TOKEN
 T1, T2, T3, T4 = (f"2024-05-0{day}T10:00:00.000Z" for day in (1, 2, 3, 4))
-
-
-def post(
-    base_url: str,
-    body: object = None,
-    *,
-    ids: tuple[str, str, str] = ("store-1", "order-1", "ful-1"),
-    content: bytes | None = None,
-    headers: dict[str, str] | None = None,
-) -> httpx.Response:
-    store, order, fulfillment = (quote(segment, safe="") for segment in ids)
-    url = f"{base_url}/stores/{store}/orders/{order}/fulfillments/{fulfillment}/shipment-status"
-    sent_headers = {"Authorization": f"Bearer {TOKEN}"} if headers is None else headers
-    if content is not None:
-        return httpx.post(url, content=content, headers=sent_headers)
-    return httpx.post(url, json=body, headers=sent_headers)
 
 
 def fulfillment_after(base_url: str, *bodies: dict[str, Any], fulfillment_id: str = "ful-1") -> Any:

@@ -4,7 +4,7 @@ accepted count as status updates or automation events; every call counts by its 
 from __future__ import annotations
 
 from devkit.sandbox import SandboxControl, SandboxServer
-from tests.unit.devkit.test_sandbox import post
+from tests.support.sandbox_requests import post
 
 T1 = "2024-05-01T10:00:00.000Z"
 

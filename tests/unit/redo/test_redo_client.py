@@ -28,8 +28,8 @@ from consumer.redo.client import MAX_ERROR_BODY_BYTES, RedoClient, RedoResponse,
 from consumer.redo.payload import request_body
 from consumer.redo.secrets import SecretProvider
 from devkit.sandbox import SandboxControl, SandboxServer
-from tests.conftest import SANDBOX_TOKEN
 from tests.support.redo_calls import AT, make_call
+from tests.support.sandbox_requests import SANDBOX_TOKEN
 
 TOKEN = SANDBOX_TOKEN
 
