@@ -26,8 +26,8 @@ import fastavro
 from fastavro.read import SchemaResolutionError
 
 from consumer.config import Settings
-from consumer.errors import ConfigError, DecodeError
-from consumer.kafka.schema_registry import SchemaPending, SchemaReference, SchemaRegistry
+from consumer.errors import ConfigError, DecodeError, SchemaPending
+from consumer.kafka.schema_registry import SchemaReference, SchemaRegistry
 from consumer.model import Location, ShipmentStatus, TrackingEvent
 from consumer.serde.schemas import load_schema, load_schema_file
 
