@@ -6,21 +6,24 @@ changelog and report back through it), and the **health** HTTP thread (``consume
 which only reads. Each field below has exactly one writer thread; a reader sees a plain value
 (a bool, an int, a float, an optional str), whose assignment is atomic under the GIL.
 
-=====================  ===============================  =================  =====================
-field                  written by                       read by            what it means
-=====================  ===============================  =================  =====================
-``circuit_open``       loop (deliverer's circuit)       Kafka thread       Redo is down: pause
-                                                                           (``backpressure``)
-``auth_blocked``       loop (deliverer, default secret)  health            ``/readyz`` false
-``restoring``          Kafka thread (assign, position,  health            partitions whose
-                       revoke)                                             state is loading
-``joined``             Kafka thread (first assignment)  health            the group has us
-``start_up_problem``   loop (start-up topic checks)     health            why not joined yet
-``held_writes``        loop (the pipeline's counter)    health            refused Kafka writes
-``unexpected_failures``  loop (the pipeline's counter)  health            not alive: restart
-``kafka_beat``         Kafka thread (every poll)        health            liveness
-``loop_beat``          loop (every second)              health            liveness
-=====================  ===============================  =================  =====================
+=======================  ================================  ============  ====================
+field                    written by (the only writer)      read by       meaning
+=======================  ================================  ============  ====================
+``circuit_open``         loop: the deliverer's circuit     Kafka thread  Redo is down: pause
+                                                                         (``backpressure``)
+``auth_blocked``         loop: the deliverer, default      health        ``/readyz`` false
+                         secret's breaker
+``restoring``            Kafka thread: assign, position,   health        assignments whose
+                         revoke, lose                                    state is loading
+``joined``               Kafka thread: ``on_assign``       health        the group has us
+``start_up_problem``     loop: ``prepare_topics``          health        why not joined yet
+``held_writes``          loop: the pipeline's counter      health        refused Kafka writes
+``unexpected_failures``  loop: the pipeline's counter      health        not alive: restart
+``kafka_beat``           Kafka thread: every loop turn     health        liveness
+``loop_beat``            loop: every second                health        liveness
+caught-up verdicts       Kafka thread, as messages         loop          rules clock: wall
+                         (``call_soon_threadsafe``)                      clock or stream time
+=======================  ================================  ============  ====================
 
 ``held_writes`` and ``unexpected_failures`` are the pipeline's own int attributes, which only the
 loop changes; ``watch_pipeline`` hands the object over once and the health thread reads the two
