@@ -43,11 +43,11 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.harness import Workload
 from consumer.delivery.deliverer import Outcome, RetryPolicy
+from consumer.kafka.config import consumer_config
 from consumer.kafka.dead_letters import DeadLetters
 from consumer.kafka.offsets import PartitionWork
 from consumer.kafka.producer import AsyncProducer
 from consumer.kafka.records import RawRecord
-from consumer.kafka.source import consumer_config
 from consumer.model import RedoCall, ShipmentStatus
 from consumer.ops.runtime import event_loop, tune_gc
 from consumer.processing.pipeline import Pipeline, ProcessingSettings

@@ -9,51 +9,35 @@ visible (log lines, ``/healthz``, ``/metrics``) and stops cleanly on SIGTERM.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import signal
 import threading
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
-
-from consumer.config import Settings, librdkafka_overrides
+from consumer.config import Settings
 from consumer.delivery.deliverer import Deliverer, RetryPolicy
+from consumer.kafka.config import common_config, consumer_config
 from consumer.kafka.dead_letters import DeadLetters
 from consumer.kafka.producer import AsyncProducer
-from consumer.kafka.source import KafkaSource, SourceSettings, consumer_config
+from consumer.kafka.source import KafkaSource, SourceSettings
+from consumer.kafka.topics import TopicPlan, prepare_topics
 from consumer.model import RedoCall
 from consumer.ops.health import Health, HealthServer, keep_beating
 from consumer.ops.runtime import freeze_startup_objects, tune_gc
 from consumer.processing.pipeline import Pipeline, ProcessingSettings
 from consumer.redo.client import RedoClient
 from consumer.redo.payload import request_body, request_path
-from consumer.redo.secrets import DEFAULT_SECRET, SecretProvider
+from consumer.redo.secrets import SecretProvider
 from consumer.rules import RulesConfig, load_rules
 from consumer.serde.events import build_decoder
-from consumer.state.changelog import Changelog, ensure_changelog
+from consumer.signals import Signals
+from consumer.state.changelog import Changelog
 
 log = logging.getLogger(__name__)
 
 REVOKE_TIMEOUT_SECONDS = 15.0
 TIMER_TICK_SECONDS = 1.0
-# Start-up against an unreachable broker: an attempt fails after 3 s (a reachable broker answers
-# metadata in milliseconds; 3 s leaves room for a TLS/SASL handshake), the next follows after
-# 1, 2, 4 ... 30 s, each failure logged: the first line comes within 10 s of the start (imports
-# included), later ones at most 33 s apart.
-STARTUP_ATTEMPT_TIMEOUT_SECONDS = 3.0
-STARTUP_RETRY_INITIAL_SECONDS = 1.0
-STARTUP_RETRY_MAX_SECONDS = 30.0
-_UNREACHABLE = frozenset(
-    {
-        KafkaError._TRANSPORT,
-        KafkaError._TIMED_OUT,
-        KafkaError._ALL_BROKERS_DOWN,
-        KafkaError._RESOLVE,
-    }
-)
 
 
 class DryRunSender:
@@ -82,12 +66,7 @@ async def run_service(settings: Settings, *, dry_run: bool = False) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, request_stop)
-    overrides = librdkafka_overrides()
-    common: dict[str, Any] = {
-        "bootstrap.servers": settings.kafka_bootstrap_servers,
-        "logger": logging.getLogger("librdkafka"),
-        **overrides,
-    }
+    common = common_config(settings.kafka_bootstrap_servers)
     rules = load_rules(settings.rules_file)
     secrets = SecretProvider.from_settings(settings)
     sender: RedoClient | DryRunSender = (
@@ -106,21 +85,26 @@ async def run_service(settings: Settings, *, dry_run: bool = False) -> None:
         not_found_window_seconds=settings.not_found_retry_window_seconds,
         auth_retry_seconds=settings.auth_retry_seconds,
     )
-    circuit_open = threading.Event()
+    signals = Signals()
     deliverer = Deliverer(
         sender,
         secrets,
         policy,
         max_in_flight=settings.max_in_flight,
-        circuit_flag=circuit_open,
+        signals=signals,
         rate_limit=settings.redo_rate_limit,
     )
-    health = Health(auth_blocked=lambda: deliverer.auth_breaker(DEFAULT_SECRET).is_open)
-    server = HealthServer(health, settings.metrics_port)
+    server = HealthServer(Health(signals), settings.metrics_port)
     server.start()
-    heartbeat = asyncio.create_task(keep_beating(health))
+    heartbeat = asyncio.create_task(keep_beating(signals))
+    topics = TopicPlan(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        input_topic=settings.kafka_topic,
+        changelog_topic=settings.changelog_topic,
+        dead_letter_topic=settings.dead_letter_topic,
+    )
     try:
-        if await _prepare_topics(settings, common, health, stopping):
+        if await prepare_topics(topics, common, signals, stopping):
             log.info(
                 "consuming",
                 extra={
@@ -129,7 +113,7 @@ async def run_service(settings: Settings, *, dry_run: bool = False) -> None:
                     "dry_run": dry_run,
                 },
             )
-            await _consume(settings, common, deliverer, policy, rules, health, circuit_open, stop)
+            await _consume(settings, common, deliverer, policy, rules, signals, stop)
     finally:
         heartbeat.cancel()
         await sender.aclose()
@@ -143,8 +127,7 @@ async def _consume(
     deliverer: Deliverer,
     policy: RetryPolicy,
     rules: RulesConfig,
-    health: Health,
-    circuit_open: threading.Event,
+    signals: Signals,
     stop: threading.Event,
 ) -> None:
     """Run the pipeline and the Kafka thread until ``stop`` is set."""
@@ -166,8 +149,7 @@ async def _consume(
             settings.max_buffered_per_partition,
         ),
     )
-    health.held_writes = lambda: pipeline.writes_held
-    health.unexpected_failures = lambda: pipeline.unexpected_failures
+    signals.watch_pipeline(pipeline)
     source = KafkaSource(
         SourceSettings(
             topic=settings.kafka_topic,
@@ -179,13 +161,11 @@ async def _consume(
         group_config,
         pipeline,
         asyncio.get_running_loop(),
-        health,
-        circuit_open,
+        signals,
         changelog,
     )
     ticker = asyncio.create_task(_tick(pipeline))
     freeze_startup_objects()
-    health.beat()  # liveness watches the Kafka thread from its start, before its first poll
     try:
         await asyncio.to_thread(source.run, stop)
     finally:
@@ -200,69 +180,3 @@ async def _tick(pipeline: Pipeline) -> None:
     while True:
         await asyncio.sleep(TIMER_TICK_SECONDS)
         pipeline.tick()
-
-
-async def _prepare_topics(
-    settings: Settings, common: dict[str, Any], health: Health, stopping: asyncio.Event
-) -> bool:
-    """Check the input topic and create the changelog and dead-letter topics, retrying with
-    backoff for as long as Kafka fails; False when stopped first. A ``ConfigError`` (input topic
-    missing, changelog of another partition count) is raised: retrying cannot fix it.
-
-    Each attempt runs off the loop and fails within ``STARTUP_ATTEMPT_TIMEOUT_SECONDS`` while the
-    broker is unreachable, so the first log line comes that soon and a SIGTERM waits for at most
-    one attempt. The last failure is also ``/readyz``'s answer."""
-    admin = AdminClient(common)
-    delay = STARTUP_RETRY_INITIAL_SECONDS
-    while not stopping.is_set():
-        try:
-            await asyncio.to_thread(_ensure_topics, admin, common, settings)
-        except KafkaException as exc:
-            health.start_up_problem = (
-                f"{_what_failed(exc, settings.kafka_bootstrap_servers)}: {_kafka_error(exc)}"
-            )
-            log.error("%s; retrying in %.0fs", health.start_up_problem, delay)
-        else:
-            health.start_up_problem = None
-            return not stopping.is_set()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), delay)
-        delay = min(delay * 2, STARTUP_RETRY_MAX_SECONDS)
-    log.info("stopped during start-up")
-    return False
-
-
-def _ensure_topics(admin: AdminClient, common: dict[str, Any], settings: Settings) -> None:
-    # ensure_changelog waits up to 30 s for metadata; this short call fails first when the
-    # broker is unreachable.
-    admin.list_topics(timeout=STARTUP_ATTEMPT_TIMEOUT_SECONDS)
-    ensure_changelog(common, settings.changelog_topic, input_topic=settings.kafka_topic)
-    ensure_topic(admin, settings.dead_letter_topic, like=settings.kafka_topic)
-
-
-def _kafka_error(exc: KafkaException) -> str:
-    error = exc.args[0] if exc.args else None
-    return error.str() if isinstance(error, KafkaError) else str(exc)
-
-
-def _what_failed(exc: KafkaException, bootstrap: str) -> str:
-    error = exc.args[0] if exc.args else None
-    if isinstance(error, KafkaError) and error.code() in _UNREACHABLE:
-        return f"Kafka not reachable at {bootstrap}"
-    return f"Kafka topic set-up failed at {bootstrap}"
-
-
-def ensure_topic(admin: AdminClient, topic: str, *, like: str) -> None:
-    """Create ``topic`` with the partition count of ``like`` unless it exists."""
-    metadata = admin.list_topics(timeout=STARTUP_ATTEMPT_TIMEOUT_SECONDS)
-    if topic in metadata.topics:
-        return
-    source = metadata.topics.get(like)
-    partitions = len(source.partitions) if source is not None and source.partitions else 1
-    futures = admin.create_topics([NewTopic(topic, num_partitions=partitions)])
-    for future in futures.values():
-        try:
-            future.result()
-        except Exception as exc:
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise

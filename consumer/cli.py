@@ -60,7 +60,7 @@ def _stop_before_the_loop(signum: int, frame: FrameType | None) -> None:
 
 def _validated_settings() -> Settings:
     """Everything that can be checked before touching the network: settings and files."""
-    from consumer.config import librdkafka_overrides
+    from consumer.kafka.config import librdkafka_overrides
     from consumer.redo.secrets import SecretProvider
     from consumer.rules import load_rules
     from consumer.serde.events import build_decoder

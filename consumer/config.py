@@ -3,12 +3,11 @@
 Every setting is an environment variable of the same name in upper case. Any other variable that
 starts with ``KAFKA_`` is passed to librdkafka: ``KAFKA_SECURITY_PROTOCOL=SASL_SSL`` becomes
 ``security.protocol=SASL_SSL`` (prefix dropped, lower case, ``_`` → ``.``), so a TLS/SASL cluster
-works unchanged.
+works unchanged (``consumer.kafka.config.librdkafka_overrides``).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -98,30 +97,6 @@ class Settings(BaseSettings):
     @property
     def changelog_topic(self) -> str:
         return self.state_topic or f"{self.kafka_group_id}.{self.kafka_topic}.state"
-
-
-_KNOWN_KAFKA_SETTINGS = frozenset(
-    name.upper() for name in Settings.model_fields if name.startswith("kafka_")
-)
-
-
-def librdkafka_overrides(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """librdkafka settings passed through from ``KAFKA_*`` variables that are not our own.
-
-    The assignment strategy must stay cooperative: partitions are assigned paused and resumed
-    after their state is restored, which relies on incremental assignment."""
-    env = os.environ if environ is None else environ
-    overrides = {
-        name[len("KAFKA_") :].lower().replace("_", "."): value
-        for name, value in env.items()
-        if name.upper().startswith("KAFKA_") and name.upper() not in _KNOWN_KAFKA_SETTINGS
-    }
-    strategy = overrides.get("partition.assignment.strategy", "cooperative-sticky")
-    if strategy != "cooperative-sticky":
-        raise ConfigError(
-            "KAFKA_PARTITION_ASSIGNMENT_STRATEGY", "only cooperative-sticky is supported"
-        )
-    return overrides
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

@@ -1,6 +1,15 @@
-"""The exception hierarchy: each class says what the pipeline does with the failure."""
+"""The exception hierarchy: each class says what the pipeline does with the failure.
+
+Grouped by cause: configuration, bad records, Redo's answers, Kafka, the schema registry.
+No third-party import here (``ProduceError``'s flags are computed in ``consumer.kafka``).
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from consumer.kafka.schema_registry import SchemaReference
 
 
 class TrackingConsumerError(Exception):
@@ -16,12 +25,18 @@ class ConfigError(TrackingConsumerError):
         self.problem = problem
 
 
+# --- Bad records ------------------------------------------------------------------------------
+
+
 class DecodeError(TrackingConsumerError):
     """A record's bytes cannot become a ``TrackingEvent``: it is dead-lettered, then done."""
 
 
 class SchemaRegistryError(DecodeError):
     """The registry does not know the schema ID (or cannot be asked): the record cannot decode."""
+
+
+# --- Redo's answers ----------------------------------------------------------------------------
 
 
 class RedoError(TrackingConsumerError):
@@ -58,3 +73,61 @@ class RedoRejectedError(RedoError):
 
 class RedoAuthError(RedoError):
     """401/403: stop calling, fail readiness, retry slowly after re-reading the secret."""
+
+
+# --- Kafka: writes, reads, restores -----------------------------------------------------------
+
+
+class ProduceError(TrackingConsumerError):
+    """The broker did not acknowledge a write (after librdkafka's own retries).
+
+    The record that caused the write stays undone: a ``permanent`` refusal holds the write
+    (logged, ``tracking_kafka_writes_held``, ``/readyz`` false) until an operator fixes it; a
+    ``too_large`` dead letter is written again truncated; anything else is retried with backoff.
+    ``permanent`` and ``too_large`` are computed from the librdkafka error code in
+    ``consumer.kafka.producer`` and stored here as plain flags.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        topic: str,
+        code: int | None = None,
+        permanent: bool = False,
+        too_large: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.topic = topic
+        self.code = code
+        self.too_large = too_large
+        """The record is bigger than the topic (or librdkafka) accepts: resending it won't do."""
+        self.permanent = permanent or too_large
+        """Retrying cannot fix this without an operator (missing topic, no authorisation)."""
+
+
+class RestoreCancelled(TrackingConsumerError):
+    """The partition was revoked while its state was being restored: the restore thread stops
+    quietly; the new owner restores it."""
+
+
+# --- Schema registry: the record may be fine, the schema is not at hand -----------------------
+
+
+class SchemaPending(TrackingConsumerError):
+    """The record's writer schema is not cached yet: fetch it (``fetch_schema``), then decode again.
+
+    Not a ``DecodeError``: the record is probably fine, decoding just never waits for I/O.
+    """
+
+    def __init__(self, reference: SchemaReference) -> None:
+        super().__init__(f"{reference} is not cached yet")
+        self.reference = reference
+
+
+class SchemaRegistryUnavailable(TrackingConsumerError):
+    """The registry could not answer (outage, timeout, auth, misconfiguration).
+
+    Deliberately not a ``DecodeError``: the pipeline retries it and never dead-letters, because
+    the record itself may be fine.
+    """

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from consumer.errors import (
 from consumer.model import RedoCall
 from consumer.ops import metrics
 from consumer.redo.secrets import DEFAULT_SECRET, SecretProvider
+from consumer.signals import Signals
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +84,12 @@ class Deliverer:
         policy: RetryPolicy,
         *,
         max_in_flight: int,
-        circuit_flag: threading.Event,
+        signals: Signals,
         rate_limit: float = 0.0,
     ) -> None:
-        """``circuit_flag`` mirrors the circuit for the Kafka thread, which pauses consumption."""
+        """``signals.circuit_open`` mirrors the circuit for the Kafka thread, which pauses
+        consumption; ``signals.auth_blocked`` the default secret's breaker, for readiness."""
+        self._signals = signals
         self._client = client
         self._secrets = secrets
         self._policy = policy
@@ -99,7 +101,7 @@ class Deliverer:
             "circuit",
             probe_interval=policy.circuit_probe_interval,
             closed_by_any_success=True,
-            on_change=lambda is_open: _mirror(is_open, circuit_flag, metrics.CIRCUIT_OPEN),
+            on_change=partial(_mirror_circuit, signals),
         )
         self.auth_breaker(DEFAULT_SECRET)  # exported as 0 from the start, not only after a 401
 
@@ -227,6 +229,8 @@ class Deliverer:
 
     def _auth_changed(self, secret: str, gauge: Gauge, is_open: bool) -> None:
         gauge.set(int(is_open))
+        if secret == DEFAULT_SECRET:
+            self._signals.auth_blocked = is_open
         if is_open:
             log.error(
                 "Redo refuses the %s API secret: its calls are held, one probe every %gs",
@@ -242,12 +246,9 @@ async def _dead_lettered(dead_letter: DeadLetter, call: RedoCall, exc: RedoError
     return Outcome.DEAD_LETTERED if await dead_letter(call, exc) else Outcome.ABANDONED
 
 
-def _mirror(is_open: bool, flag: threading.Event, gauge: Gauge) -> None:
-    gauge.set(int(is_open))
-    if is_open:
-        flag.set()
-    else:
-        flag.clear()
+def _mirror_circuit(signals: Signals, is_open: bool) -> None:
+    metrics.CIRCUIT_OPEN.set(int(is_open))
+    signals.circuit_open = is_open
 
 
 async def sleep_unless(delay: float, abandoned: Callable[[], bool]) -> None:

@@ -16,8 +16,8 @@ from __future__ import annotations
 import json
 from typing import Protocol
 
-from consumer.errors import RedoError
-from consumer.kafka.producer import AsyncProducer, ProduceError
+from consumer.errors import ProduceError, RedoError
+from consumer.kafka.producer import AsyncProducer
 from consumer.kafka.records import RawRecord
 from consumer.model import RedoCall
 from consumer.ops import metrics

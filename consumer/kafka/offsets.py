@@ -7,6 +7,28 @@ Kafka offsets can have gaps (compaction, transaction markers); the prefix follow
 order, not ``offset + 1`` arithmetic.
 
 Thread-safe: the Kafka thread registers and commits, the asyncio loop marks records done.
+Which thread writes which field of ``PartitionWork``:
+
+===================  ==================================  =======================================
+field                written by                          read by
+===================  ==================================  =======================================
+``_outstanding``     Kafka (``register``, append) and    Kafka only as ``len()`` (``buffered``),
+                     loop (``done``, pop the done head)  under ``_lock``
+``_done_early``      loop only (``done``)                loop only: the Kafka thread never
+                                                         iterates it
+``committable``      loop (``done``); Kafka once, in     Kafka (``to_commit``: one int, under
+                     ``start_at``, before any record of  ``_lock``)
+                     this assignment was handed over
+``committed``        Kafka (``start_at``, after commits)  Kafka, loop (read only)
+``next_offset``      Kafka (``start_at``, hand-over)     Kafka; loop (read only)
+``revoked``          Kafka (``OffsetTracker.revoke``)    loop, restore threads (a bool)
+``given_up``,        loop                                loop; Kafka reads ``timers_queued`` as
+``caught_up``,                                           an int inside ``buffered``
+``timers_queued``
+===================  ==================================  =======================================
+
+So the Kafka thread reads only ints computed under the lock (``to_commit``, ``buffered``), never
+a structure the loop is mutating; the deque and the set change only under ``_lock``.
 """
 
 from __future__ import annotations
@@ -67,7 +89,8 @@ class PartitionWork:
                 self.committed = offset
 
     def to_commit(self) -> int | None:
-        """The offset to commit now, or None when nothing new is done."""
+        """The offset to commit now, or None when nothing new is done (Kafka thread: reads the
+        int the loop's ``done`` published, not the done set)."""
         with self._lock:
             if self.committable is None or self.committable == self.committed:
                 return None

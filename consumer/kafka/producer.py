@@ -16,7 +16,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from consumer.errors import TrackingConsumerError
+from consumer.errors import ProduceError
+from consumer.kafka.config import producer_config
 
 POLL_INTERVAL_SECONDS = 0.002
 _FULL_QUEUE_WAIT_SECONDS = 0.05
@@ -35,32 +36,18 @@ _PERMANENT = frozenset(
 _TOO_LARGE = frozenset({KafkaError.MSG_SIZE_TOO_LARGE})  # librdkafka and the broker alike
 
 
-class ProduceError(TrackingConsumerError):
-    """The broker did not acknowledge a write (after librdkafka's own retries)."""
-
-    def __init__(self, message: str, *, topic: str, code: int | None = None) -> None:
-        super().__init__(message)
-        self.topic = topic
-        self.code = code
-
-    @property
-    def too_large(self) -> bool:
-        """The record is bigger than the topic (or librdkafka) accepts: resending it won't do."""
-        return self.code in _TOO_LARGE
-
-    @property
-    def permanent(self) -> bool:
-        """Retrying cannot fix this without an operator (missing topic, no authorisation)."""
-        return self.code in _PERMANENT or self.too_large
+def produce_error(message: str, *, topic: str, code: int | None) -> ProduceError:
+    """A ``ProduceError`` with its ``permanent``/``too_large`` flags read from the error code."""
+    too_large = code in _TOO_LARGE
+    return ProduceError(
+        message, topic=topic, code=code, permanent=code in _PERMANENT, too_large=too_large
+    )
 
 
 class AsyncProducer:
-    def __init__(self, config: Mapping[str, str]) -> None:
-        self._producer = Producer(
-            # linger.ms: bigger batches cost the broker less CPU; a state ack waits up to 20 ms,
-            # which holds back only that shipment's next record and the commit.
-            {"enable.idempotence": "true", "acks": "all", "linger.ms": "20", **config}
-        )
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        """``config``: the common settings (``consumer.kafka.config.common_config``)."""
+        self._producer = Producer(producer_config(config))
         self._unacked = 0
         self._poller: asyncio.Task[None] | None = None
 
@@ -92,7 +79,7 @@ class AsyncProducer:
                 await asyncio.sleep(_FULL_QUEUE_WAIT_SECONDS)
             except KafkaException as exc:
                 error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
-                raise ProduceError(
+                raise produce_error(
                     f"cannot produce to {topic}: {exc}",
                     topic=topic,
                     code=None if error is None else error.code(),
@@ -128,7 +115,7 @@ def _settle(future: asyncio.Future[None], err: KafkaError | None, topic: str) ->
         future.set_result(None)
     else:
         future.set_exception(
-            ProduceError(
+            produce_error(
                 f"write to {topic} not acknowledged: {err.str()}", topic=topic, code=err.code()
             )
         )

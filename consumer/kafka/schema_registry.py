@@ -42,7 +42,7 @@ with warnings.catch_warnings():
     from confluent_kafka.schema_registry import AsyncSchemaRegistryClient
     from confluent_kafka.schema_registry import SchemaRegistryError as RegistryAnswer
 
-from consumer.errors import SchemaRegistryError, TrackingConsumerError
+from consumer.errors import SchemaRegistryError, SchemaRegistryUnavailable
 from consumer.serde.schemas import parse_schema_document
 
 DEFAULT_TIMEOUT_SECONDS = 5.0
@@ -67,25 +67,6 @@ class SchemaReference:
 
     def __str__(self) -> str:
         return f"schema id {self.schema_id}" if self.guid is None else f"schema guid {self.guid}"
-
-
-class SchemaPending(TrackingConsumerError):
-    """The record's writer schema is not cached yet: fetch it (``fetch_schema``), then decode again.
-
-    Not a ``DecodeError``: the record is probably fine, decoding just never waits for I/O.
-    """
-
-    def __init__(self, reference: SchemaReference) -> None:
-        super().__init__(f"{reference} is not cached yet")
-        self.reference = reference
-
-
-class SchemaRegistryUnavailable(TrackingConsumerError):
-    """The registry could not answer (outage, timeout, auth, misconfiguration).
-
-    Deliberately not a ``DecodeError``: the pipeline retries it and never dead-letters, because
-    the record itself may be fine.
-    """
 
 
 class SchemaRegistry:

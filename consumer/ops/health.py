@@ -11,82 +11,66 @@ pod blocked on a 401 is alive but must not look healthy to a rollout. A store's 
 refused does not fail readiness (every pod has the same file, and the other stores' calls go on);
 ``tracking_redo_auth_blocked{secret="store:..."}`` and its alert report it. A member that joined
 and got no partitions (more pods than partitions) is ready: it is a standby, not a failure.
+
+This thread only reads: everything it answers from is in ``consumer.signals.Signals``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-import time
-from collections.abc import Callable, Hashable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from consumer.signals import Signals
 
 LIVENESS_TIMEOUT_SECONDS = 60.0
 LOOP_BEAT_SECONDS = 1.0
 
 
 class Health:
-    def __init__(
-        self,
-        auth_blocked: Callable[[], bool],
-        *,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._auth_blocked = auth_blocked
-        self.unexpected_failures: Callable[[], int] = lambda: 0
-        """Failures that left a record undone (set once the pipeline exists): not alive then,
-        so the pod restarts and replays it."""
-        self.held_writes: Callable[[], int] = lambda: 0
-        """Kafka writes held by a refusal (set once the pipeline exists): not ready meanwhile."""
-        self._clock = clock
-        self._loop_beat = clock()
-        self._kafka_beat: float | None = None  # no Kafka loop to watch before it starts
-        self.joined = False
-        self.restoring: set[Hashable] = set()  # one entry per assignment being restored
-        self.start_up_problem: str | None = None  # why start-up has not reached Kafka yet
+    """Liveness and readiness, computed from ``Signals`` (which the other threads write)."""
 
-    def beat(self) -> None:
-        """The Kafka thread's loop turned."""
-        self._kafka_beat = self._clock()
-
-    def loop_beat(self) -> None:
-        """The asyncio loop turned."""
-        self._loop_beat = self._clock()
+    def __init__(self, signals: Signals) -> None:
+        self.signals = signals
 
     def alive(self) -> tuple[bool, str]:
-        failures = self.unexpected_failures()
+        signals = self.signals
+        failures = signals.unexpected_failures
         if failures:
             return False, f"{failures} unexpected failure(s) left records undone (see the log)"
-        now = self._clock()
-        loop_idle = now - self._loop_beat
+        now = signals.clock()
+        loop_idle = now - signals.loop_beat
         if loop_idle > LIVENESS_TIMEOUT_SECONDS:
             return False, f"asyncio loop stalled for {loop_idle:.0f}s"
-        if self._kafka_beat is not None and now - self._kafka_beat > LIVENESS_TIMEOUT_SECONDS:
-            return False, f"Kafka loop idle for {now - self._kafka_beat:.0f}s"
+        kafka_beat = signals.kafka_beat
+        if kafka_beat is not None and now - kafka_beat > LIVENESS_TIMEOUT_SECONDS:
+            return False, f"Kafka loop idle for {now - kafka_beat:.0f}s"
         return True, "ok"
 
     def ready(self) -> tuple[bool, str]:
         alive, why = self.alive()
         if not alive:
             return False, why
-        if not self.joined:
-            return False, self.start_up_problem or "not yet assigned by the consumer group"
-        if self.restoring:
-            return False, f"restoring state of {len(self.restoring)} partition(s)"
-        if self._auth_blocked():
+        signals = self.signals
+        if not signals.joined:
+            return False, signals.start_up_problem or "not yet assigned by the consumer group"
+        restoring = signals.restoring
+        if restoring:
+            return False, f"restoring state of {restoring} partition(s)"
+        if signals.auth_blocked:
             return False, "Redo refuses the default API secret (401/403)"
-        held = self.held_writes()
+        held = signals.held_writes
         if held:
             return False, f"{held} Kafka write(s) held: the broker refuses them (see the log)"
         return True, "ok"
 
 
-async def keep_beating(health: Health) -> None:
+async def keep_beating(signals: Signals) -> None:
     """Beat for the asyncio loop until cancelled: a loop that stops turning stops beating."""
     while True:
-        health.loop_beat()
+        signals.beat_loop()
         await asyncio.sleep(LOOP_BEAT_SECONDS)
 
 

@@ -25,12 +25,16 @@ from functools import partial
 from typing import Any
 
 from consumer.delivery.deliverer import Deliverer, Outcome, RetryPolicy, sleep_unless
-from consumer.errors import DecodeError, RedoError
+from consumer.errors import (
+    DecodeError,
+    ProduceError,
+    RedoError,
+    SchemaPending,
+    SchemaRegistryUnavailable,
+)
 from consumer.kafka.dead_letters import DeadLetters, Origin
 from consumer.kafka.offsets import PartitionWork
-from consumer.kafka.producer import ProduceError
 from consumer.kafka.records import RawRecord
-from consumer.kafka.schema_registry import SchemaPending, SchemaRegistryUnavailable
 from consumer.model import CallKind, RedoCall, TrackingEvent
 from consumer.ops import metrics
 from consumer.processing.ordering import KeyedDispatcher

@@ -26,13 +26,13 @@ import fastavro
 from fastavro.read import SchemaResolutionError
 
 from consumer.config import Settings
-from consumer.errors import ConfigError, DecodeError
-from consumer.kafka.schema_registry import SchemaPending, SchemaReference, SchemaRegistry
+from consumer.errors import ConfigError, DecodeError, SchemaPending
+from consumer.kafka.schema_registry import SchemaReference, SchemaRegistry
 from consumer.model import Location, ShipmentStatus, TrackingEvent
 from consumer.serde.schemas import load_schema, load_schema_file
 
 SCHEMA_NAME = "tracking_event"
-# Confluent's framing, as confluent_kafka.schema_registry reads it (``SchemaId.from_bytes``,
+# Confluent's framing, as confluent-kafka's schema registry reads it (``SchemaId.from_bytes``,
 # ``dual_schema_id_deserializer``): the header, when present, wins over the value's prefix.
 VALUE_SCHEMA_ID_HEADER = "__value_schema_id"
 _HEADER_SOURCE = f"{VALUE_SCHEMA_ID_HEADER} header"

@@ -16,6 +16,10 @@ Given the rules, a record also carries the shipment's next deadline (``DeadlineH
 restore keeps the records as they are, checked by their CRC but not decoded: the store schedules
 each shipment from its hint and decodes it when it is touched. A record without a hint the
 store's rules can trust (format 1, other rules) is scheduled by decoding it.
+
+This module is the state logic only; its Kafka side comes from ``consumer.kafka``: writes through
+``AsyncProducer``, the restore's read through ``reader.read_to_end``, the topic's creation (and
+its partition-count check) in ``topics.ensure_changelog``.
 """
 
 from __future__ import annotations
@@ -26,11 +30,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
-
-from consumer.errors import ConfigError
+from consumer.kafka.config import restore_config
 from consumer.kafka.producer import AsyncProducer
+from consumer.kafka.reader import read_to_end
 from consumer.ops import metrics
 from consumer.rules import RulesConfig, ShipmentState
 from consumer.state.codec import (
@@ -53,41 +55,7 @@ from consumer.state.timers import deadline_us, rules_tag
 
 log = logging.getLogger(__name__)
 
-RESTORE_BATCH = 1000
 OFFSET_HEADER = "state.input.offset"
-RESTORE_FETCH_BYTES = 16 * 2**20
-
-
-class RestoreCancelled(Exception):
-    """The partition was revoked while its state was being restored."""
-
-
-def ensure_changelog(config: Mapping[str, Any], topic: str, *, input_topic: str) -> None:
-    """Create the changelog (compacted, the input's partition count) unless it exists; refuse a
-    changelog whose partition count differs: state would land on the wrong partitions."""
-    admin = AdminClient(dict(config))
-    metadata = admin.list_topics(timeout=30)
-    source = metadata.topics.get(input_topic)
-    if source is None or not source.partitions:
-        raise ConfigError("KAFKA_TOPIC", f"input topic {input_topic} does not exist")
-    wanted = len(source.partitions)
-    existing = metadata.topics.get(topic)
-    if existing is not None:
-        if len(existing.partitions) != wanted:
-            raise ConfigError(
-                "STATE_TOPIC",
-                f"{topic} has {len(existing.partitions)} partitions, "
-                f"the input topic {input_topic} has {wanted}; they must match",
-            )
-        return
-    new = NewTopic(topic, num_partitions=wanted, config={"cleanup.policy": "compact"})
-    for future in admin.create_topics([new]).values():
-        try:
-            future.result()
-        except Exception as exc:
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise
-    log.info("created changelog %s with %d partitions", topic, wanted)
 
 
 class Changelog:
@@ -105,15 +73,7 @@ class Changelog:
         self._producer = producer
         self._rules = rules
         self._tag = 0 if rules is None else rules_tag(rules)
-        self._consumer_config = {
-            **consumer_config,
-            "enable.auto.commit": "false",
-            "enable.partition.eof": "false",
-            # A restore reads a partition from its start as fast as it can: 16 MiB fetches
-            # (~70,000 states) instead of the default 1 MiB, so fewer round trips to the broker.
-            "max.partition.fetch.bytes": RESTORE_FETCH_BYTES,
-            "fetch.max.bytes": RESTORE_FETCH_BYTES,
-        }
+        self._reader_config = restore_config(consumer_config)
 
     async def write(
         self, partition: int, fulfillment_id: str, state: ShipmentState | None, *, offset: int
@@ -143,18 +103,12 @@ class Changelog:
         self, partition: int, *, cancelled: Callable[[], bool] = lambda: False
     ) -> RestoredStates:
         """Read changelog partition ``partition`` to its end (blocking; run it off the loop).
-        Raises ``RestoreCancelled`` soon after ``cancelled()`` turns true."""
+        Raises ``consumer.errors.RestoreCancelled`` soon after ``cancelled()`` turns true."""
         started = time.monotonic()
-        consumer = Consumer(dict(self._consumer_config))
         restored = RestoredStates(rules_tag=self._tag)
-        try:
-            tp = TopicPartition(self.topic, partition)
-            low, high = consumer.get_watermark_offsets(tp, timeout=30)
-            if high > low:
-                consumer.assign([TopicPartition(self.topic, partition, OFFSET_BEGINNING)])
-                _Replay(restored).read_until(consumer, high, cancelled)
-        finally:
-            consumer.close()
+        replay = _Replay(restored)
+        if read_to_end(self._reader_config, self.topic, partition, replay.apply, cancelled):
+            replay.finish()
         elapsed = time.monotonic() - started
         metrics.STATE_RESTORE_DURATION.observe(elapsed)
         log.info(
@@ -180,21 +134,6 @@ class _Replay:
         self._tombstoned: dict[str, int] = {}  # the input offset of each shipment's tombstone
         self._rewrite: set[str] = set()
         self._unscheduled: list[str] = []  # a hint these rules cannot trust (or none)
-
-    def read_until(self, consumer: Consumer, high: int, cancelled: Callable[[], bool]) -> None:
-        """Apply records until the position reaches ``high`` (compaction may leave gaps)."""
-        assigned = consumer.assignment()
-        while consumer.position(assigned)[0].offset < high:
-            if cancelled():
-                raise RestoreCancelled()
-            for message in consumer.consume(RESTORE_BATCH, 1.0):
-                if message.error() is not None:
-                    log.warning("changelog read error: %s", message.error())
-                    continue
-                key = message.key()
-                if key is not None:
-                    self.apply(key.decode("utf-8", "replace"), message)
-        self.finish()
 
     def apply(self, fulfillment_id: str, message: Any) -> None:
         """One record. The common path costs ~4 µs of Python: no decoding, one CRC."""

@@ -9,11 +9,12 @@ from datetime import UTC, datetime
 
 import pytest
 
+from consumer.errors import RestoreCancelled
+from consumer.kafka.config import consumer_config
 from consumer.kafka.producer import AsyncProducer
-from consumer.kafka.source import consumer_config
 from consumer.model import ShipmentStatus
 from consumer.rules import RulesConfig, ShipmentState
-from consumer.state.changelog import OFFSET_HEADER, Changelog, RestoreCancelled
+from consumer.state.changelog import OFFSET_HEADER, Changelog
 from consumer.state.store import PartitionStore
 from devkit.kafka_tools import produce
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,6 +27,7 @@ from consumer.redo.payload import request_body, request_path
 from consumer.redo.secrets import SecretProvider
 from consumer.rules import RulesConfig
 from consumer.serde.events import RawDecoder, encode_raw
+from consumer.signals import Signals
 from consumer.state.changelog import Changelog
 from consumer.state.packed import RestoredStates
 from devkit.sandbox.schema import REQUEST, first_error
@@ -111,7 +111,7 @@ class MemoryPipeline:
             SecretProvider(secret=SecretStr("memory-secret")),
             FAST_RETRY,
             max_in_flight=8,
-            circuit_flag=threading.Event(),
+            signals=Signals(),
         )
         self.pipeline = Pipeline(
             RawDecoder(),

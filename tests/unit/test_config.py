@@ -2,8 +2,9 @@ from datetime import timedelta
 
 import pytest
 
-from consumer.config import librdkafka_overrides, load_settings
+from consumer.config import load_settings
 from consumer.errors import ConfigError
+from consumer.kafka.config import librdkafka_overrides
 
 BASE = {
     "KAFKA_BOOTSTRAP_SERVERS": "b:9092",

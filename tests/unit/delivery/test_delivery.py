@@ -3,7 +3,6 @@
 import asyncio
 import dataclasses
 import itertools
-import threading
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from consumer.errors import (
 )
 from consumer.model import CallKind, RedoCall
 from consumer.redo.secrets import DEFAULT_SECRET
+from consumer.signals import Signals
 
 CALL = RedoCall(CallKind.STATUS, "s", "o", "f", "in_transit", datetime(2026, 1, 1, tzinfo=UTC))
 FAST = RetryPolicy(
@@ -74,7 +74,7 @@ def deliver(
             secrets,
             FAST,
             max_in_flight=4,
-            circuit_flag=threading.Event(),  # type: ignore[arg-type]
+            signals=Signals(),
         )
         outcome = await deliverer.deliver(CALL, abandoned=lambda: False, dead_letter=dead_letter)
         return outcome, deliverer
@@ -148,7 +148,7 @@ def test_abandoned_delivery_stops_retrying(attempts_before_abandon: int) -> None
             Secrets(),
             FAST,
             max_in_flight=1,
-            circuit_flag=threading.Event(),  # type: ignore[arg-type]
+            signals=Signals(),
         )
 
         async def dead_letter(call: RedoCall, exc: RedoError) -> bool:
@@ -195,7 +195,7 @@ def test_a_refused_store_secret_holds_only_that_store_and_probes_once_per_interv
             Secrets(own=frozenset({"bad"})),  # type: ignore[arg-type]
             policy,
             max_in_flight=8,
-            circuit_flag=threading.Event(),
+            signals=Signals(),
         )
         refused = [
             asyncio.create_task(
@@ -251,7 +251,7 @@ def test_a_call_waiting_at_an_open_circuit_leaves_when_revoked_without_probing()
             Secrets(),  # type: ignore[arg-type]
             policy,
             max_in_flight=1,
-            circuit_flag=threading.Event(),
+            signals=Signals(),
         )
         for breaker in (deliverer.circuit, deliverer.auth_breaker(DEFAULT_SECRET)):
             async with breaker.turn(lambda: False) as turn:

@@ -1,9 +1,9 @@
-"""The pause/resume decision of the Kafka thread (``consumer.kafka.source.backpressure``)."""
+"""The pause/resume decision of the Kafka thread (``consumer.kafka.backpressure.backpressure``)."""
 
 from __future__ import annotations
 
+from consumer.kafka.backpressure import backpressure
 from consumer.kafka.offsets import PartitionWork
-from consumer.kafka.source import backpressure
 
 LIMIT = 10
 

@@ -1,4 +1,5 @@
-"""Liveness watches both loops; readiness only the default secret among the auth breakers."""
+"""Liveness watches both loops; readiness the group, restores, the default secret, held writes —
+all read from ``Signals``."""
 
 import asyncio
 
@@ -6,6 +7,7 @@ import pytest
 
 from consumer.ops import health as health_module
 from consumer.ops.health import LIVENESS_TIMEOUT_SECONDS, Health, keep_beating
+from consumer.signals import Signals
 
 
 class FakeClock:
@@ -16,31 +18,39 @@ class FakeClock:
         return self.now
 
 
+class Counters:
+    def __init__(self) -> None:
+        self.writes_held = 0
+        self.unexpected_failures = 0
+
+
 def test_a_stalled_asyncio_loop_fails_liveness_while_the_kafka_thread_beats() -> None:
     clock = FakeClock()
-    health = Health(auth_blocked=lambda: False, clock=clock)
-    health.beat()
+    signals = Signals(clock=clock)
+    health = Health(signals)
+    signals.beat_kafka()
     assert health.alive() == (True, "ok")
 
     clock.now += LIVENESS_TIMEOUT_SECONDS + 1
-    health.beat()  # the Kafka thread still polls; nobody beats for the loop
+    signals.beat_kafka()  # the Kafka thread still polls; nobody beats for the loop
     alive, why = health.alive()
     assert not alive and "asyncio loop" in why
 
-    health.loop_beat()
+    signals.beat_loop()
     assert health.alive() == (True, "ok")
 
 
 def test_a_stalled_kafka_thread_fails_liveness_once_it_was_started() -> None:
     clock = FakeClock()
-    health = Health(auth_blocked=lambda: False, clock=clock)
+    signals = Signals(clock=clock)
+    health = Health(signals)
     clock.now += 10 * LIVENESS_TIMEOUT_SECONDS
-    health.loop_beat()
+    signals.beat_loop()
     assert health.alive() == (True, "ok"), "waiting for the broker at start-up is not death"
 
-    health.beat()
+    signals.beat_kafka()
     clock.now += LIVENESS_TIMEOUT_SECONDS + 1
-    health.loop_beat()
+    signals.beat_loop()
     alive, why = health.alive()
     assert not alive and "Kafka loop" in why
     assert health.ready() == (False, why)
@@ -49,10 +59,11 @@ def test_a_stalled_kafka_thread_fails_liveness_once_it_was_started() -> None:
 def test_keep_beating_beats_while_the_loop_turns(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(health_module, "LOOP_BEAT_SECONDS", 0.01)
     clock = FakeClock()
-    health = Health(auth_blocked=lambda: False, clock=clock)
+    signals = Signals(clock=clock)
+    health = Health(signals)
 
     async def scenario() -> None:
-        beating = asyncio.create_task(keep_beating(health))
+        beating = asyncio.create_task(keep_beating(signals))
         clock.now += LIVENESS_TIMEOUT_SECONDS + 1
         assert not health.alive()[0]
         await asyncio.sleep(0.5)  # fifty beat periods: at least one beat on a busy machine
@@ -63,16 +74,30 @@ def test_keep_beating_beats_while_the_loop_turns(monkeypatch: pytest.MonkeyPatch
 
 
 def test_readiness_needs_the_group_restored_state_and_the_default_secret() -> None:
-    blocked = False
-    health = Health(auth_blocked=lambda: blocked)
+    signals = Signals()
+    health = Health(signals)
     assert health.ready() == (False, "not yet assigned by the consumer group")
-    health.start_up_problem = "Kafka not reachable at k:9092: timed out"
-    assert health.ready() == (False, health.start_up_problem)
-    health.start_up_problem = None
-    health.joined = True
-    health.restoring.add(("t", 0))
-    assert "restoring" in health.ready()[1]
-    health.restoring.clear()
+    signals.start_up_problem = "Kafka not reachable at k:9092: timed out"
+    assert health.ready() == (False, signals.start_up_problem)
+    signals.start_up_problem = None
+    signals.joined = True
+    signals.restore_started(("t", 0))
+    assert health.ready() == (False, "restoring state of 1 partition(s)")
+    signals.restore_finished(("t", 0))
     assert health.ready() == (True, "ok")
-    blocked = True
+    signals.auth_blocked = True
     assert health.ready() == (False, "Redo refuses the default API secret (401/403)")
+
+
+def test_held_writes_and_unexpected_failures_are_read_from_the_pipeline_at_once() -> None:
+    signals = Signals()
+    signals.joined = True
+    health = Health(signals)
+    counters = Counters()
+    signals.watch_pipeline(counters)
+    counters.writes_held = 2
+    assert health.ready() == (False, "2 Kafka write(s) held: the broker refuses them (see the log)")
+    counters.writes_held = 0
+    counters.unexpected_failures = 1
+    alive, why = health.alive()
+    assert not alive and "1 unexpected failure(s)" in why

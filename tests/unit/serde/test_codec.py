@@ -21,13 +21,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from consumer.config import Settings
-from consumer.errors import ConfigError, DecodeError, SchemaRegistryError
-from consumer.kafka.schema_registry import (
+from consumer.errors import (
+    ConfigError,
+    DecodeError,
     SchemaPending,
-    SchemaReference,
-    SchemaRegistry,
+    SchemaRegistryError,
     SchemaRegistryUnavailable,
 )
+from consumer.kafka.schema_registry import SchemaReference, SchemaRegistry
 from consumer.model import Location, ShipmentStatus, TrackingEvent
 from consumer.serde.events import (
     MAX_ID_LENGTH,

@@ -15,12 +15,8 @@ from typing import Any
 
 import pytest
 
-from consumer.errors import DecodeError, SchemaRegistryError
-from consumer.kafka.schema_registry import (
-    SchemaReference,
-    SchemaRegistry,
-    SchemaRegistryUnavailable,
-)
+from consumer.errors import DecodeError, SchemaRegistryError, SchemaRegistryUnavailable
+from consumer.kafka.schema_registry import SchemaReference, SchemaRegistry
 from consumer.serde.schemas import load_schema, load_schema_json
 from tests.support.schema_registry_server import RegistryState, hanging_registry, running_registry
 
