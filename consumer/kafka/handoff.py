@@ -18,7 +18,7 @@ from typing import Protocol
 
 from consumer.kafka.offsets import PartitionWork
 from consumer.kafka.records import RawRecord
-from consumer.state.store import RestoredStates
+from consumer.state.packed import RestoredStates
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from consumer.errors import RestoreCancelled
 from consumer.kafka.handoff import LoopHandoff
 from consumer.kafka.offsets import OffsetTracker, PartitionWork
 from consumer.signals import Signals
-from consumer.state.store import RestoredStates
+from consumer.state.packed import RestoredStates
 
 log = logging.getLogger(__name__)
 
