@@ -34,7 +34,7 @@ from consumer.kafka.offsets import OffsetTracker, PartitionWork
 from consumer.kafka.records import RawRecord
 from consumer.ops import metrics
 from consumer.ops.health import Health
-from consumer.processing.pipeline import Pipeline
+from consumer.processing.processor import Processor
 from consumer.state.changelog import Changelog, RestoreCancelled
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class KafkaSource:
         self,
         settings: SourceSettings,
         config: Mapping[str, Any],
-        pipeline: Pipeline,
+        pipeline: Processor,
         loop: asyncio.AbstractEventLoop,
         health: Health,
         circuit_open: threading.Event,

@@ -1,4 +1,4 @@
-"""The pipeline's timer and expiry bookkeeping, on the in-memory backend."""
+"""The composed processor's timer and expiry bookkeeping, on the in-memory backend."""
 
 from __future__ import annotations
 
@@ -27,18 +27,18 @@ def test_timer_jobs_count_toward_the_partition_buffer() -> None:
         memory = MemoryPipeline(NOW, max_buffered=limit)
         work = memory.assign()
         scans = [_scan(f"f{n}", NOW - timedelta(hours=1)) for n in range(shipments)]
-        memory.pipeline.accept([memory.event_record(work, scan) for scan in scans])
+        memory.processor.accept([memory.event_record(work, scan) for scan in scans])
         await memory.settle(work)
-        memory.pipeline.set_caught_up(work, True)
+        memory.processor.set_caught_up(work, True)
         memory.now = NOW + timedelta(days=4)
         peak = 0
         for _ in range(shipments):
-            memory.pipeline.tick()
+            memory.processor.tick()
             peak = max(peak, work.timers_queued)
             await memory.settle(work)
             if sum(c.status == "stalled_in_transit" for c in memory.sender.calls) == shipments:
                 break
-        await memory.pipeline.close()
+        await memory.processor.close()
         return memory, peak
 
     memory, peak = asyncio.run(run())
@@ -57,20 +57,20 @@ def test_a_shipment_expires_once_its_own_records_are_committed() -> None:
         memory = MemoryPipeline(NOW, rules=rules)
         work = memory.assign()
         old = [_scan("committed", NOW - timedelta(hours=1)), _scan("recent", NOW)]
-        memory.pipeline.accept([memory.event_record(work, scan) for scan in old])
+        memory.processor.accept([memory.event_record(work, scan) for scan in old])
         await memory.settle(work)
         work.committed = 1  # "committed"'s record (offset 0) is committed, "recent"'s is not
-        memory.pipeline.set_caught_up(work, True)
+        memory.processor.set_caught_up(work, True)
         memory.now = NOW + timedelta(minutes=5)
-        memory.pipeline.tick()
+        memory.processor.tick()
         await memory.settle(work)
         first = [w.key.decode() for w in memory.states() if w.value is None and w.key]
         work.committed = 2
         memory.now += timedelta(minutes=2)  # past the re-check of a postponed expiry
-        memory.pipeline.tick()
+        memory.processor.tick()
         await memory.settle(work)
         second = [w.key.decode() for w in memory.states() if w.value is None and w.key]
-        await memory.pipeline.close()
+        await memory.processor.close()
         return memory, first, second
 
     _, first, second = asyncio.run(run())
@@ -115,13 +115,13 @@ def test_a_revoke_lets_a_started_transition_finish_within_the_drain() -> None:
 
         memory.sender.send = refuse_events_until_back  # type: ignore[method-assign]
         work = memory.assign()
-        memory.pipeline.accept([memory.event_record(work, e) for e in (first, slipped)])
+        memory.processor.accept([memory.event_record(work, e) for e in (first, slipped)])
         await asyncio.wait_for(refused.wait(), 5)  # both status calls out, the event retrying
-        drained = asyncio.create_task(memory.pipeline.drain([work], within=5, finish_queued=False))
+        drained = asyncio.create_task(memory.processor.drain([work], within=5, finish_queued=False))
         await asyncio.sleep(0.1)  # a few retries after the revoke
         redo_back.set()
         finished = await drained
-        await memory.pipeline.close()
+        await memory.processor.close()
         return memory, finished, work.committable
 
     memory, finished, committable = asyncio.run(run())
