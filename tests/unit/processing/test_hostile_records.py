@@ -151,7 +151,7 @@ def test_a_failing_record_is_dead_lettered_and_leaves_its_state_and_partition_in
     """A bug (here: the rules raising for one shipment) costs that record only: it is
     dead-lettered with the error, the shipment keeps its previous state, and the records after
     it, of that shipment and of others, are processed and done."""
-    real = scan_module.process_scan
+    real = scan_module.process_scan  # type: ignore[attr-defined]
 
     def fails_for_the_second_scan(state, event, **kwargs):  # type: ignore[no-untyped-def]
         if event.event_id == "bad":
