@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+from confluent_kafka import KafkaError
+
 from consumer.errors import RedoRetryableError
+from consumer.kafka.producer import ProduceError
 from consumer.model import RedoCall, ShipmentStatus, TrackingEvent
 from consumer.rules import RulesConfig, Thresholds
 from tests.support.memory_pipeline import MemoryPipeline
@@ -128,3 +131,31 @@ def test_a_revoke_lets_a_started_transition_finish_within_the_drain() -> None:
     assert finished
     assert committable == 2, "the record whose event was in flight at the revoke is done"
     assert [c.status for c in memory.sender.calls] == ["in_transit", "in_transit", "delayed"]
+
+
+def test_a_write_held_by_a_permanent_refusal_shows_until_it_is_fixed() -> None:
+    """The changelog topic is missing: the record's state write is held (``writes_held``, which
+    ``/readyz`` reads) and the record stays undone; once the topic is back, both clear."""
+    missing = ProduceError("unknown topic", topic="tracking.state", code=KafkaError._UNKNOWN_TOPIC)
+    fixed = asyncio.Event()
+
+    def refuse_until_fixed(topic: str, _value: bytes | None) -> None:
+        if topic == "tracking.state" and not fixed.is_set():
+            raise missing
+
+    async def run() -> tuple[int, int | None, int, int | None]:
+        memory = MemoryPipeline(NOW)
+        memory.producer.fail = refuse_until_fixed
+        work = memory.assign()
+        memory.processor.accept([memory.event_record(work, _scan("f", NOW))])
+        deadline = asyncio.get_running_loop().time() + 5
+        while not memory.processor.writes_held:
+            assert asyncio.get_running_loop().time() < deadline, "the held write went unseen"
+            await asyncio.sleep(0.005)
+        held, undone = memory.processor.writes_held, work.committable
+        fixed.set()
+        await memory.settle(work)
+        await memory.processor.close()
+        return held, undone, memory.processor.writes_held, work.committable
+
+    assert asyncio.run(run()) == (1, None, 0, 1)
