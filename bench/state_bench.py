@@ -5,12 +5,12 @@ For each size, writes that many realistic states to a one-partition changelog as
 ``Changelog.write`` does, then, in a fresh process (so its peak RSS is its own):
 
 0. runs the events below on an empty partition (the same process, the baseline);
-1. restores the partition (``Changelog.restore``) and builds its store (``Pipeline.attach``),
+1. restores the partition (``Changelog.restore``) and builds its store (``Processor.attach``),
    the work a newly assigned partition waits for: seconds and states/s;
 2. memory per shipment: the Python objects the store retains (tracemalloc, a second restore)
    and the process's RSS growth (which also holds what librdkafka and the allocator keep);
 3. runs ``--events`` scans over ``--fulfillments`` other shipments through the real
-   ``Pipeline`` (decode, rules, state, ordering, offsets, changelog encoding),
+   ``Processor`` (decode, rules, state, ordering, offsets, changelog encoding),
    with Redo and Kafka writes answered at once: µs of process CPU per event, the part of the
    consumer's CPU that could depend on how many shipments it tracks;
 4. peak RSS (``VmHWM``).
@@ -42,7 +42,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.harness import Workload
-from consumer.delivery.deliverer import Outcome, RetryPolicy
+from consumer.delivery.deliverer import RetryPolicy
 from consumer.kafka.config import consumer_config
 from consumer.kafka.dead_letters import DeadLetters
 from consumer.kafka.offsets import PartitionWork
@@ -50,7 +50,9 @@ from consumer.kafka.producer import AsyncProducer
 from consumer.kafka.records import RawRecord
 from consumer.model import RedoCall, ShipmentStatus
 from consumer.ops.runtime import event_loop, tune_gc
-from consumer.processing.pipeline import Pipeline, ProcessingSettings
+from consumer.outcome import Outcome
+from consumer.processing.processor import Processor
+from consumer.processing.settings import ProcessingSettings
 from consumer.rules import RulesConfig, ShipmentState
 from consumer.serde.events import RawDecoder
 from consumer.state.changelog import OFFSET_HEADER, Changelog
@@ -172,7 +174,7 @@ async def _measure(args: argparse.Namespace) -> Result:
     producer = cast(AsyncProducer, _Acked())
     config = consumer_config({"bootstrap.servers": args.bootstrap}, "state-bench")
     changelog = Changelog(args.topic, producer, config, rules=RULES)
-    pipeline = Pipeline(
+    pipeline = Processor(
         RawDecoder(),
         cast(Any, _Answered()),
         DeadLetters(producer, "unused"),
@@ -220,7 +222,7 @@ async def _measure(args: argparse.Namespace) -> Result:
 
 
 async def _events(
-    pipeline: Pipeline, target: PartitionWork | RestoredStates, workload: Workload
+    pipeline: Processor, target: PartitionWork | RestoredStates, workload: Workload
 ) -> float:
     """µs of process CPU per event to run ``workload`` through the pipeline, on ``target`` (an
     attached partition, or one attached now from ``RestoredStates``)."""
@@ -248,7 +250,7 @@ async def _drained_to(work: PartitionWork, buffered: int) -> None:
 
 def _traced_restore(changelog: Changelog) -> int:
     """Bytes of Python objects a restored store retains (tracemalloc), the store built as
-    ``Pipeline.attach`` builds it."""
+    ``Processor.attach`` builds it."""
     gc.collect()
     tracemalloc.start()
     try:

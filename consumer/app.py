@@ -25,7 +25,8 @@ from consumer.kafka.topics import TopicPlan, prepare_topics
 from consumer.model import RedoCall
 from consumer.ops.health import Health, HealthServer, keep_beating
 from consumer.ops.runtime import freeze_startup_objects, tune_gc
-from consumer.processing.pipeline import Pipeline, ProcessingSettings
+from consumer.processing.processor import Processor
+from consumer.processing.settings import ProcessingSettings
 from consumer.redo.client import RedoClient
 from consumer.redo.payload import request_body, request_path
 from consumer.redo.secrets import SecretProvider
@@ -130,12 +131,12 @@ async def _consume(
     signals: Signals,
     stop: threading.Event,
 ) -> None:
-    """Run the pipeline and the Kafka thread until ``stop`` is set."""
+    """Run the processing and the Kafka thread until ``stop`` is set."""
     producer = AsyncProducer(common)
     group_config = consumer_config(common, settings.kafka_group_id)
     changelog = Changelog(settings.changelog_topic, producer, group_config, rules=rules)
     decoder = build_decoder(settings)
-    pipeline = Pipeline(
+    processor = Processor(
         decoder,
         deliverer,
         DeadLetters(producer, settings.dead_letter_topic),
@@ -149,7 +150,7 @@ async def _consume(
             settings.max_buffered_per_partition,
         ),
     )
-    signals.watch_pipeline(pipeline)
+    signals.watch_pipeline(processor)
     source = KafkaSource(
         SourceSettings(
             topic=settings.kafka_topic,
@@ -159,24 +160,24 @@ async def _consume(
             shutdown_grace_seconds=settings.shutdown_grace_seconds,
         ),
         group_config,
-        pipeline,
+        processor,
         asyncio.get_running_loop(),
         signals,
         changelog,
     )
-    ticker = asyncio.create_task(_tick(pipeline))
+    ticker = asyncio.create_task(_tick(processor))
     freeze_startup_objects()
     try:
         await asyncio.to_thread(source.run, stop)
     finally:
         ticker.cancel()
-        await pipeline.close()
+        await processor.close()
         await decoder.aclose()
         producer.close()
 
 
-async def _tick(pipeline: Pipeline) -> None:
+async def _tick(processor: Processor) -> None:
     """Wall-clock timers (stalls, passed ETAs) of caught-up partitions."""
     while True:
         await asyncio.sleep(TIMER_TICK_SECONDS)
-        pipeline.tick()
+        processor.tick()

@@ -49,8 +49,11 @@ from typing import Protocol
 class PipelineCounters(Protocol):
     """The two counters of the pipeline the health thread reads (the loop writes them)."""
 
-    writes_held: int
-    unexpected_failures: int
+    @property
+    def writes_held(self) -> int: ...
+
+    @property
+    def unexpected_failures(self) -> int: ...
 
 
 class _NoPipeline:

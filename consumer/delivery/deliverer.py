@@ -16,7 +16,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from functools import partial
 from typing import Protocol
 
@@ -36,16 +35,11 @@ from consumer.errors import (
 )
 from consumer.model import RedoCall
 from consumer.ops import metrics
+from consumer.outcome import Outcome
 from consumer.redo.secrets import DEFAULT_SECRET, SecretProvider
 from consumer.signals import Signals
 
 log = logging.getLogger(__name__)
-
-
-class Outcome(StrEnum):
-    SENT = "sent"
-    DEAD_LETTERED = "dead_lettered"
-    ABANDONED = "abandoned"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The real ``Pipeline`` on an in-memory backend: no broker, no HTTP server.
+"""The real ``Processor`` on an in-memory backend: no broker, no HTTP server.
 
 Kafka writes (dead letters, changelog) land in a list instead of a broker, Redo calls in another
 after their path and body were checked against Redo's own request schema, so a test can feed
@@ -22,7 +22,8 @@ from consumer.kafka.dead_letters import DeadLetters
 from consumer.kafka.offsets import PartitionWork
 from consumer.kafka.records import RawRecord
 from consumer.model import RedoCall, TrackingEvent
-from consumer.processing.pipeline import Pipeline, ProcessingSettings
+from consumer.processing.processor import Processor
+from consumer.processing.settings import ProcessingSettings
 from consumer.redo.payload import request_body, request_path
 from consumer.redo.secrets import SecretProvider
 from consumer.rules import RulesConfig
@@ -94,6 +95,8 @@ class CheckingSender:
 
 
 class MemoryPipeline:
+    """The production ``Processor`` and its stages, with Kafka and Redo in memory."""
+
     def __init__(
         self,
         now: datetime,
@@ -113,7 +116,7 @@ class MemoryPipeline:
             max_in_flight=8,
             signals=Signals(),
         )
-        self.pipeline = Pipeline(
+        self.processor = Processor(
             RawDecoder(),
             deliverer,
             DeadLetters(self.producer, DEAD_LETTER_TOPIC),  # type: ignore[arg-type]
@@ -134,7 +137,7 @@ class MemoryPipeline:
         work = PartitionWork(INPUT_TOPIC, partition)
         work.next_offset = 0
         work.committed = 0
-        self.pipeline.attach(work, restored or RestoredStates())
+        self.processor.attach(work, restored or RestoredStates())
         return work
 
     def record(

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from consumer.delivery.deliverer import Deliverer, Outcome, RetryPolicy
+from consumer.delivery.deliverer import Deliverer, RetryPolicy
 from consumer.errors import (
     RedoAuthError,
     RedoError,
@@ -18,6 +18,7 @@ from consumer.errors import (
     RedoRetryableError,
 )
 from consumer.model import CallKind, RedoCall
+from consumer.outcome import Outcome
 from consumer.redo.secrets import DEFAULT_SECRET
 from consumer.signals import Signals
 

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consumer.model import Location, ShipmentStatus, TrackingEvent
-from consumer.processing import pipeline as pipeline_module
+from consumer.processing import scan as scan_module
 from consumer.rules import RulesConfig, Thresholds
 from consumer.serde.events import MAX_ID_LENGTH
 from consumer.state.codec import decode_state
@@ -101,13 +101,13 @@ class _ErrorLog(logging.Handler):
 async def _run(memory: MemoryPipeline, events: list[TrackingEvent]) -> MemoryPipeline:
     """Feed ``events`` to one partition, then fire every timer at ``LATER`` on the wall clock."""
     work = memory.assign()
-    memory.pipeline.accept([memory.event_record(work, event) for event in events])
+    memory.processor.accept([memory.event_record(work, event) for event in events])
     await memory.settle(work)
-    memory.pipeline.set_caught_up(work, True)
+    memory.processor.set_caught_up(work, True)
     memory.now = LATER
-    memory.pipeline.tick()
+    memory.processor.tick()
     await memory.settle(work)
-    await memory.pipeline.close()
+    await memory.processor.close()
     return memory
 
 
@@ -151,14 +151,14 @@ def test_a_failing_record_is_dead_lettered_and_leaves_its_state_and_partition_in
     """A bug (here: the rules raising for one shipment) costs that record only: it is
     dead-lettered with the error, the shipment keeps its previous state, and the records after
     it, of that shipment and of others, are processed and done."""
-    real = pipeline_module.process_scan
+    real = scan_module.process_scan  # type: ignore[attr-defined]
 
     def fails_for_the_second_scan(state, event, **kwargs):  # type: ignore[no-untyped-def]
         if event.event_id == "bad":
             raise ZeroDivisionError("the rules broke")
         return real(state, event, **kwargs)
 
-    monkeypatch.setattr(pipeline_module, "process_scan", fails_for_the_second_scan)
+    monkeypatch.setattr(scan_module, "process_scan", fails_for_the_second_scan)
     first = TrackingEvent("e1", "s", "o", "f1", ShipmentStatus.IN_TRANSIT, NOW - timedelta(hours=3))
     bad = replace(first, event_id="bad", status=ShipmentStatus.DELIVERED, occurred_at=NOW)
     after = replace(first, event_id="e3", occurred_at=NOW - timedelta(hours=1))
@@ -167,10 +167,10 @@ def test_a_failing_record_is_dead_lettered_and_leaves_its_state_and_partition_in
     async def run() -> MemoryPipeline:
         memory = MemoryPipeline(NOW)
         work = memory.assign()
-        memory.pipeline.accept([memory.event_record(work, e) for e in (first, bad, after, other)])
+        memory.processor.accept([memory.event_record(work, e) for e in (first, bad, after, other)])
         await memory.settle(work)
         assert work.committable == 4, "every record, the failed one included, is done"
-        await memory.pipeline.close()
+        await memory.processor.close()
         return memory
 
     memory = asyncio.run(run())
@@ -207,14 +207,14 @@ def test_a_scan_from_the_future_is_dead_lettered_and_does_not_move_the_clock() -
     async def run() -> MemoryPipeline:
         memory = MemoryPipeline(NOW)
         work = memory.assign()
-        memory.pipeline.accept(
+        memory.processor.accept(
             [memory.event_record(work, e) for e in [*recent[:2], future, *recent[2:]]]
         )
         await memory.settle(work)
-        memory.pipeline.set_caught_up(work, True)
-        memory.pipeline.tick()
+        memory.processor.set_caught_up(work, True)
+        memory.processor.tick()
         await memory.settle(work)
-        await memory.pipeline.close()
+        await memory.processor.close()
         return memory
 
     memory = asyncio.run(run())
@@ -262,13 +262,13 @@ def test_a_failure_no_contained_path_catches_fails_liveness_and_commits_nothing(
 
     async def run() -> int | None:
         work = memory.assign()
-        memory.pipeline.accept([memory.record(work, b"\xff", b"f1")])
+        memory.processor.accept([memory.record(work, b"\xff", b"f1")])
         deadline = asyncio.get_running_loop().time() + 10
-        while not memory.pipeline.unexpected_failures:
+        while not memory.processor.unexpected_failures:
             assert asyncio.get_running_loop().time() < deadline, "the failure went unnoticed"
             await asyncio.sleep(0.01)
-        await memory.pipeline.close()
+        await memory.processor.close()
         return work.committable
 
     assert asyncio.run(run()) is None, "a record without its dead letter must not be done"
-    assert memory.pipeline.unexpected_failures == 1
+    assert memory.processor.unexpected_failures == 1

@@ -1,11 +1,14 @@
-"""The pipeline's timer and expiry bookkeeping, on the in-memory backend."""
+"""The composed processor's timer and expiry bookkeeping, on the in-memory backend."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+from confluent_kafka import KafkaError
+
 from consumer.errors import RedoRetryableError
+from consumer.kafka.producer import produce_error
 from consumer.model import RedoCall, ShipmentStatus, TrackingEvent
 from consumer.rules import RulesConfig, Thresholds
 from tests.support.memory_pipeline import MemoryPipeline
@@ -27,18 +30,18 @@ def test_timer_jobs_count_toward_the_partition_buffer() -> None:
         memory = MemoryPipeline(NOW, max_buffered=limit)
         work = memory.assign()
         scans = [_scan(f"f{n}", NOW - timedelta(hours=1)) for n in range(shipments)]
-        memory.pipeline.accept([memory.event_record(work, scan) for scan in scans])
+        memory.processor.accept([memory.event_record(work, scan) for scan in scans])
         await memory.settle(work)
-        memory.pipeline.set_caught_up(work, True)
+        memory.processor.set_caught_up(work, True)
         memory.now = NOW + timedelta(days=4)
         peak = 0
         for _ in range(shipments):
-            memory.pipeline.tick()
+            memory.processor.tick()
             peak = max(peak, work.timers_queued)
             await memory.settle(work)
             if sum(c.status == "stalled_in_transit" for c in memory.sender.calls) == shipments:
                 break
-        await memory.pipeline.close()
+        await memory.processor.close()
         return memory, peak
 
     memory, peak = asyncio.run(run())
@@ -57,20 +60,20 @@ def test_a_shipment_expires_once_its_own_records_are_committed() -> None:
         memory = MemoryPipeline(NOW, rules=rules)
         work = memory.assign()
         old = [_scan("committed", NOW - timedelta(hours=1)), _scan("recent", NOW)]
-        memory.pipeline.accept([memory.event_record(work, scan) for scan in old])
+        memory.processor.accept([memory.event_record(work, scan) for scan in old])
         await memory.settle(work)
         work.committed = 1  # "committed"'s record (offset 0) is committed, "recent"'s is not
-        memory.pipeline.set_caught_up(work, True)
+        memory.processor.set_caught_up(work, True)
         memory.now = NOW + timedelta(minutes=5)
-        memory.pipeline.tick()
+        memory.processor.tick()
         await memory.settle(work)
         first = [w.key.decode() for w in memory.states() if w.value is None and w.key]
         work.committed = 2
         memory.now += timedelta(minutes=2)  # past the re-check of a postponed expiry
-        memory.pipeline.tick()
+        memory.processor.tick()
         await memory.settle(work)
         second = [w.key.decode() for w in memory.states() if w.value is None and w.key]
-        await memory.pipeline.close()
+        await memory.processor.close()
         return memory, first, second
 
     _, first, second = asyncio.run(run())
@@ -115,16 +118,44 @@ def test_a_revoke_lets_a_started_transition_finish_within_the_drain() -> None:
 
         memory.sender.send = refuse_events_until_back  # type: ignore[method-assign]
         work = memory.assign()
-        memory.pipeline.accept([memory.event_record(work, e) for e in (first, slipped)])
+        memory.processor.accept([memory.event_record(work, e) for e in (first, slipped)])
         await asyncio.wait_for(refused.wait(), 5)  # both status calls out, the event retrying
-        drained = asyncio.create_task(memory.pipeline.drain([work], within=5, finish_queued=False))
+        drained = asyncio.create_task(memory.processor.drain([work], within=5, finish_queued=False))
         await asyncio.sleep(0.1)  # a few retries after the revoke
         redo_back.set()
         finished = await drained
-        await memory.pipeline.close()
+        await memory.processor.close()
         return memory, finished, work.committable
 
     memory, finished, committable = asyncio.run(run())
     assert finished
     assert committable == 2, "the record whose event was in flight at the revoke is done"
     assert [c.status for c in memory.sender.calls] == ["in_transit", "in_transit", "delayed"]
+
+
+def test_a_write_held_by_a_permanent_refusal_shows_until_it_is_fixed() -> None:
+    """The changelog topic is missing: the record's state write is held (``writes_held``, which
+    ``/readyz`` reads) and the record stays undone; once the topic is back, both clear."""
+    missing = produce_error("unknown topic", topic="tracking.state", code=KafkaError._UNKNOWN_TOPIC)
+    fixed = asyncio.Event()
+
+    def refuse_until_fixed(topic: str, _value: bytes | None) -> None:
+        if topic == "tracking.state" and not fixed.is_set():
+            raise missing
+
+    async def run() -> tuple[int, int | None, int, int | None]:
+        memory = MemoryPipeline(NOW)
+        memory.producer.fail = refuse_until_fixed
+        work = memory.assign()
+        memory.processor.accept([memory.event_record(work, _scan("f", NOW))])
+        deadline = asyncio.get_running_loop().time() + 5
+        while not memory.processor.writes_held:
+            assert asyncio.get_running_loop().time() < deadline, "the held write went unseen"
+            await asyncio.sleep(0.005)
+        held, undone = memory.processor.writes_held, work.committable
+        fixed.set()
+        await memory.settle(work)
+        await memory.processor.close()
+        return held, undone, memory.processor.writes_held, work.committable
+
+    assert asyncio.run(run()) == (1, None, 0, 1)

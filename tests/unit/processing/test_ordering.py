@@ -1,3 +1,5 @@
+"""KeyedDispatcher: one key's jobs in order, different keys in parallel."""
+
 import asyncio
 import random
 
