@@ -42,7 +42,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.harness import Workload
-from consumer.delivery.deliverer import RetryPolicy
+from consumer.delivery.retry import RetryPolicy
 from consumer.kafka.config import consumer_config
 from consumer.kafka.dead_letters import DeadLetters
 from consumer.kafka.offsets import PartitionWork

@@ -16,7 +16,8 @@ import threading
 from typing import Any
 
 from consumer.config import Settings
-from consumer.delivery.deliverer import Deliverer, RetryPolicy
+from consumer.delivery.deliverer import Deliverer
+from consumer.delivery.retry import RetryPolicy
 from consumer.kafka.config import common_config, consumer_config
 from consumer.kafka.dead_letters import DeadLetters
 from consumer.kafka.producer import AsyncProducer

@@ -1,6 +1,7 @@
 """Getting one Redo call to a final outcome: sent, dead-lettered, or abandoned on revoke.
 
-The retry policy lives here and nowhere else: exponential backoff with full jitter
+The retry policy of a call lives here and nowhere else (the delays: ``retry``; the breakers:
+``gates``): exponential backoff with full jitter
 (``Retry-After`` honoured) for 429/5xx/timeouts/connection errors, without limit; 404 retried for
 a bounded window (the fulfillment may not exist yet) then dead-lettered; 400 dead-lettered at
 once; 401/403 opens the auth breaker of the secret the call used (the calls of every store using
@@ -11,19 +12,15 @@ pauses consumption upstream.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from functools import partial
 from typing import Protocol
 
-from prometheus_client import Gauge
-
-from consumer.backoff import Backoff
 from consumer.delivery.breaker import Breaker, Turn
+from consumer.delivery.gates import Gates
 from consumer.delivery.rate_limit import RateLimiter
+from consumer.delivery.retry import RetryPolicy, sleep_unless
 from consumer.delivery.slots import Slots
 from consumer.errors import (
     ConfigError,
@@ -36,26 +33,10 @@ from consumer.errors import (
 from consumer.model import RedoCall
 from consumer.ops import metrics
 from consumer.outcome import Outcome
-from consumer.redo.secrets import DEFAULT_SECRET, SecretProvider
+from consumer.redo.secrets import SecretProvider
 from consumer.signals import Signals
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    initial_seconds: float = 0.2
-    max_seconds: float = 30.0
-    not_found_window_seconds: float = 600.0
-    auth_retry_seconds: float = 30.0
-    circuit_failure_threshold: int = 5
-
-    def backoff(self, attempt: int, retry_after: float | None = None) -> float:
-        """Full jitter: uniform in [0, min(max, initial * 2**attempt)], at least Retry-After."""
-        return Backoff(self.initial_seconds, self.max_seconds).delay(attempt, at_least=retry_after)
-
-    def circuit_probe_interval(self, failed_probes: int) -> float:
-        return Backoff(self.initial_seconds, self.max_seconds, jitter=False).delay(failed_probes)
 
 
 DeadLetter = Callable[[RedoCall, RedoError], Awaitable[bool]]
@@ -81,38 +62,14 @@ class Deliverer:
         signals: Signals,
         rate_limit: float = 0.0,
     ) -> None:
-        """``signals.circuit_open`` mirrors the circuit for the Kafka thread, which pauses
-        consumption; ``signals.auth_blocked`` the default secret's breaker, for readiness."""
-        self._signals = signals
+        """``signals`` carries the circuit and the default secret's auth state to the other
+        threads (``Gates``)."""
         self._client = client
         self._secrets = secrets
         self._policy = policy
         self._slots = Slots(max_in_flight)
         self._rate = RateLimiter(rate_limit)
-        self._consecutive_failures = 0
-        self._auth: dict[str, Breaker] = {}
-        self.circuit = Breaker(
-            "circuit",
-            probe_interval=policy.circuit_probe_interval,
-            closed_by_any_success=True,
-            on_change=partial(_mirror_circuit, signals),
-        )
-        self.auth_breaker(DEFAULT_SECRET)  # exported as 0 from the start, not only after a 401
-
-    def auth_breaker(self, secret_name: str) -> Breaker:
-        """The breaker of one secret (``SecretProvider.secret_name``): a secret Redo refuses
-        holds only the calls made with it."""
-        breaker = self._auth.get(secret_name)
-        if breaker is None:
-            gauge = metrics.REDO_AUTH_BLOCKED.labels(secret=secret_name)
-            gauge.set(0)
-            breaker = self._auth[secret_name] = Breaker(
-                f"auth {secret_name}",
-                probe_interval=lambda _n: self._policy.auth_retry_seconds,
-                closed_by_any_success=False,
-                on_change=partial(self._auth_changed, secret_name, gauge),
-            )
-        return breaker
+        self.gates = Gates(policy, signals)
 
     async def deliver(
         self,
@@ -128,10 +85,10 @@ class Deliverer:
         first_not_found: float | None = None
         while not abandoned():
             secret = self._secrets.secret_name(call.store_id)
-            auth = self.auth_breaker(secret)
+            auth = self.gates.auth(secret)
             async with (
                 auth.turn(abandoned) as auth_turn,
-                self.circuit.turn(abandoned) as circuit_turn,
+                self.gates.circuit.turn(abandoned) as circuit_turn,
             ):
                 if auth_turn.abandoned or circuit_turn.abandoned:
                     break
@@ -142,18 +99,18 @@ class Deliverer:
                         call, follow_up, abandoned, auth, auth_turn, circuit_turn
                     )
                 except RedoAuthError as exc:
-                    self._answered(circuit_turn)  # Redo is up, it only refuses this secret
+                    self.gates.answered(circuit_turn)  # Redo is up, it only refuses this secret
                     auth.failed(auth_turn)
                     log.error(
                         "Redo refused a call", extra={**_context(call, exc), "secret": secret}
                     )
                     continue
                 except RedoRejectedError as exc:
-                    self._answered(circuit_turn)
+                    self.gates.answered(circuit_turn)
                     auth.succeeded(auth_turn)
                     return await _dead_lettered(dead_letter, call, exc)
                 except RedoNotFoundError as exc:
-                    self._answered(circuit_turn)
+                    self.gates.answered(circuit_turn)
                     auth.succeeded(auth_turn)
                     now = time.monotonic()
                     first_not_found = first_not_found if first_not_found is not None else now
@@ -162,7 +119,7 @@ class Deliverer:
                     delay = self._policy.backoff(attempt)
                     metrics.REDO_RETRIES.labels(reason="not_found").inc()
                 except RedoRetryableError as exc:
-                    self._retryable_failure(circuit_turn)
+                    self.gates.retryable_failure(circuit_turn)
                     delay = self._policy.backoff(attempt, exc.retry_after)
                     metrics.REDO_RETRIES.labels(reason=_retry_reason(exc)).inc()
                     log.warning(
@@ -171,7 +128,7 @@ class Deliverer:
                 else:
                     if not sent:  # revoked, or a breaker opened while it waited for a slot
                         continue
-                    self._answered(circuit_turn)
+                    self.gates.answered(circuit_turn)
                     auth.succeeded(auth_turn)
                     return Outcome.SENT
             attempt += 1
@@ -194,7 +151,7 @@ class Deliverer:
         must not go out anyway."""
         await self._slots.acquire(urgent=follow_up)
         try:
-            if self.circuit.holds(circuit_turn) or auth.holds(auth_turn) or abandoned():
+            if self.gates.circuit.holds(circuit_turn) or auth.holds(auth_turn) or abandoned():
                 return False
             await self._rate.acquire()
             await self._client.send(call)
@@ -209,50 +166,9 @@ class Deliverer:
         except ConfigError as exc:
             log.error("cannot re-read the Redo secret, keeping the old one: %s", exc)
 
-    def _answered(self, circuit_turn: Turn) -> None:
-        """Redo answered (even with 400/401/404): it is up."""
-        self._consecutive_failures = 0
-        self.circuit.succeeded(circuit_turn)
-
-    def _retryable_failure(self, circuit_turn: Turn) -> None:
-        self._consecutive_failures += 1
-        if circuit_turn.is_probe or (
-            self._consecutive_failures >= self._policy.circuit_failure_threshold
-        ):
-            self.circuit.failed(circuit_turn)
-
-    def _auth_changed(self, secret: str, gauge: Gauge, is_open: bool) -> None:
-        gauge.set(int(is_open))
-        if secret == DEFAULT_SECRET:
-            self._signals.auth_blocked = is_open
-        if is_open:
-            log.error(
-                "Redo refuses the %s API secret: its calls are held, one probe every %gs",
-                secret,
-                self._policy.auth_retry_seconds,
-                extra={"secret": secret},
-            )
-        else:
-            log.info("Redo accepts the %s API secret again", secret, extra={"secret": secret})
-
 
 async def _dead_lettered(dead_letter: DeadLetter, call: RedoCall, exc: RedoError) -> Outcome:
     return Outcome.DEAD_LETTERED if await dead_letter(call, exc) else Outcome.ABANDONED
-
-
-def _mirror_circuit(signals: Signals, is_open: bool) -> None:
-    metrics.CIRCUIT_OPEN.set(int(is_open))
-    signals.circuit_open = is_open
-
-
-async def sleep_unless(delay: float, abandoned: Callable[[], bool]) -> None:
-    """Sleep ``delay`` seconds, waking early (checked every 0.1 s) once ``abandoned()``."""
-    deadline = time.monotonic() + delay
-    while not abandoned():
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return
-        await asyncio.sleep(min(remaining, 0.1))
 
 
 def _retry_reason(exc: RedoRetryableError) -> str:

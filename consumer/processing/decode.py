@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from consumer.delivery.deliverer import RetryPolicy, sleep_unless
+from consumer.delivery.retry import RetryPolicy, sleep_unless
 from consumer.errors import DecodeError, SchemaPending, SchemaRegistryUnavailable
 from consumer.kafka.records import RawRecord
 from consumer.model import TrackingEvent

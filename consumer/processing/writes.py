@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from consumer.delivery.deliverer import RetryPolicy, sleep_unless
+from consumer.delivery.retry import RetryPolicy, sleep_unless
 from consumer.errors import ProduceError
 from consumer.kafka.offsets import PartitionWork
 from consumer.ops import metrics

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from consumer.delivery.deliverer import RetryPolicy
+from consumer.delivery.retry import RetryPolicy
 from consumer.kafka.fetch import FETCH_BATCH
 from devkit.consumer_process import ConsumerProcess, wait_fully_committed
 from devkit.expectations import expected_status_bodies

@@ -17,7 +17,8 @@ from urllib.parse import unquote
 
 from pydantic import SecretStr
 
-from consumer.delivery.deliverer import Deliverer, RetryPolicy
+from consumer.delivery.deliverer import Deliverer
+from consumer.delivery.retry import RetryPolicy
 from consumer.kafka.dead_letters import DeadLetters
 from consumer.kafka.offsets import PartitionWork
 from consumer.kafka.records import RawRecord

@@ -7,7 +7,8 @@ import threading
 
 from pydantic import SecretStr
 
-from consumer.delivery.deliverer import Deliverer, RetryPolicy
+from consumer.delivery.deliverer import Deliverer
+from consumer.delivery.retry import RetryPolicy
 from consumer.model import RedoCall
 from consumer.ops import metrics
 from consumer.redo.secrets import DEFAULT_SECRET, SecretProvider
@@ -42,20 +43,20 @@ def test_a_fresh_signals_object_is_not_ready_and_holds_nothing() -> None:
 def test_the_circuit_mirrors_into_signals_and_the_gauge() -> None:
     signals = Signals()
     deliverer = _deliverer(signals)
-    deliverer.circuit._set_open(True)
+    deliverer.gates.circuit._set_open(True)
     assert signals.circuit_open and metrics.CIRCUIT_OPEN._value.get() == 1
-    deliverer.circuit._set_open(False)
+    deliverer.gates.circuit._set_open(False)
     assert not signals.circuit_open and metrics.CIRCUIT_OPEN._value.get() == 0
 
 
 def test_only_the_default_secret_blocks_readiness() -> None:
     signals = Signals()
     deliverer = _deliverer(signals)
-    deliverer.auth_breaker("store:acme")._set_open(True)
+    deliverer.gates.auth("store:acme")._set_open(True)
     assert not signals.auth_blocked
-    deliverer.auth_breaker(DEFAULT_SECRET)._set_open(True)
+    deliverer.gates.auth(DEFAULT_SECRET)._set_open(True)
     assert signals.auth_blocked
-    deliverer.auth_breaker(DEFAULT_SECRET)._set_open(False)
+    deliverer.gates.auth(DEFAULT_SECRET)._set_open(False)
     assert not signals.auth_blocked
 
 

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from consumer.delivery.deliverer import Deliverer, RetryPolicy
+from consumer.delivery.deliverer import Deliverer
+from consumer.delivery.retry import RetryPolicy
 from consumer.errors import (
     RedoAuthError,
     RedoError,
@@ -90,7 +91,7 @@ def test_retryable_failures_are_retried_until_success() -> None:
     assert outcome is Outcome.SENT
     assert sender.attempts == 7
     assert not dead
-    assert not deliverer.circuit.is_open  # the success closed the circuit again
+    assert not deliverer.gates.circuit.is_open  # the success closed the circuit again
 
 
 def test_400_is_dead_lettered_without_retry() -> None:
@@ -129,7 +130,7 @@ def test_401_blocks_then_a_probe_rereads_the_secret() -> None:
     assert outcome is Outcome.SENT
     assert sender.attempts == 3
     assert secrets.reloads == 2
-    assert not deliverer.auth_breaker(DEFAULT_SECRET).is_open
+    assert not deliverer.gates.auth(DEFAULT_SECRET).is_open
     assert not dead
 
 
@@ -219,8 +220,8 @@ def test_a_refused_store_secret_holds_only_that_store_and_probes_once_per_interv
                 await asyncio.sleep(0.02)
 
         await asyncio.gather(*(other_store(n) for n in range(10)))
-        assert deliverer.auth_breaker("store:bad").is_open
-        assert not deliverer.auth_breaker(DEFAULT_SECRET).is_open, "readiness would flap"
+        assert deliverer.gates.auth("store:bad").is_open
+        assert not deliverer.gates.auth(DEFAULT_SECRET).is_open, "readiness would flap"
         nonlocal revoked
         revoked = True
         outcomes = await asyncio.wait_for(asyncio.gather(*refused), 2.0)
@@ -254,7 +255,7 @@ def test_a_call_waiting_at_an_open_circuit_leaves_when_revoked_without_probing()
             max_in_flight=1,
             signals=Signals(),
         )
-        for breaker in (deliverer.circuit, deliverer.auth_breaker(DEFAULT_SECRET)):
+        for breaker in (deliverer.gates.circuit, deliverer.gates.auth(DEFAULT_SECRET)):
             async with breaker.turn(lambda: False) as turn:
                 breaker.failed(turn)
         waiting = asyncio.create_task(

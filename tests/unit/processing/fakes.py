@@ -10,7 +10,8 @@ from typing import Any, cast
 
 from confluent_kafka import KafkaError
 
-from consumer.delivery.deliverer import Deliverer, RetryPolicy
+from consumer.delivery.deliverer import Deliverer
+from consumer.delivery.retry import RetryPolicy
 from consumer.errors import ProduceError, RedoRejectedError
 from consumer.kafka.dead_letters import DeadLetters
 from consumer.kafka.offsets import PartitionWork
