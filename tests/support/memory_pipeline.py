@@ -27,9 +27,10 @@ from consumer.processing.pipeline import Pipeline, ProcessingSettings
 from consumer.redo.payload import request_body, request_path
 from consumer.redo.secrets import SecretProvider
 from consumer.rules import RulesConfig
-from consumer.serde.events import RawDecoder, encode_raw
+from consumer.serde.events import RawDecoder
 from consumer.state.changelog import Changelog
 from consumer.state.store import RestoredStates
+from devkit.encoding import encode_raw
 from devkit.sandbox.schema import REQUEST, first_error
 
 INPUT_TOPIC = "tracking"
