@@ -31,8 +31,8 @@ from bench.measurement import Latency, Measurement, call_latencies
 from bench.processes import Process, ProcessFailed, Sandbox
 from bench.procstat import CpuMeter, CpuSnapshot, cpu_seconds
 from consumer.model import TrackingEvent
-from consumer.serde.events import encode_raw
 from devkit.broker import create_topic
+from devkit.encoding import encode_raw
 from devkit.generator import tracking_stream
 from devkit.kafka_tools import produce
 

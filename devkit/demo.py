@@ -31,9 +31,9 @@ from typing import Any, NamedTuple
 from confluent_kafka import KafkaError, Message, Producer
 
 from consumer.model import AutomationEvent, Location, ShipmentStatus, TrackingEvent
-from consumer.serde.events import encode_raw
 from devkit.broker import create_topic, kafka_cluster
 from devkit.consumer_process import ConsumerProcess
+from devkit.encoding import encode_raw
 from devkit.generator import tracking_stream
 from devkit.kafka_tools import committed_offsets, end_offsets, read_topic
 from devkit.sandbox import SandboxControl, SandboxServer

@@ -11,7 +11,7 @@ from typing import TypeVar
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from consumer.model import TrackingEvent
-from consumer.serde.events import encode_raw
+from devkit.encoding import encode_raw
 
 T = TypeVar("T")
 

@@ -26,7 +26,7 @@ from typing import Any
 from confluent_kafka import KafkaError, Message, Producer
 
 from consumer.model import AutomationEvent, Location, ShipmentStatus, TrackingEvent
-from consumer.serde.events import encode_raw
+from devkit.encoding import encode_raw
 from devkit.sandbox import SandboxControl
 
 STALL_IN_TRANSIT = timedelta(hours=72)

@@ -28,9 +28,9 @@ from pathlib import Path
 from confluent_kafka import Producer
 
 from consumer.model import TrackingEvent
-from consumer.serde.events import encode_raw
 from devkit.broker import LocalKafka, create_topic
 from devkit.consumer_process import ConsumerProcess
+from devkit.encoding import encode_raw
 from devkit.generator import shipment_scans
 from devkit.kafka_tools import end_offsets
 

@@ -14,8 +14,8 @@ import pytest
 from confluent_kafka import Producer
 
 from consumer.model import ShipmentStatus, TrackingEvent
-from consumer.serde.events import encode_raw
 from devkit.consumer_process import ConsumerProcess, wait_fully_committed
+from devkit.encoding import encode_raw
 from devkit.kafka_tools import produce_events, wait_until
 from devkit.sandbox import SandboxControl
 from tests.support.expected_calls import received_bodies

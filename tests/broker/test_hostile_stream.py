@@ -12,8 +12,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from consumer.model import ShipmentStatus, TrackingEvent
-from consumer.serde.events import encode_raw
 from devkit.consumer_process import ConsumerProcess, wait_fully_committed
+from devkit.encoding import encode_raw
 from devkit.expectations import expected_status_bodies
 from devkit.generator import tracking_stream
 from devkit.kafka_tools import produce, produce_events, read_topic

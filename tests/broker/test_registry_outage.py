@@ -11,8 +11,8 @@ import pytest
 
 from consumer.kafka.schema_registry import SchemaReference
 from consumer.model import TrackingEvent
-from consumer.serde.events import encode_confluent
 from devkit.consumer_process import ConsumerProcess, wait_fully_committed
+from devkit.encoding import encode_confluent
 from devkit.expectations import expected_status_bodies
 from devkit.generator import tracking_stream
 from devkit.kafka_tools import produce, wait_until

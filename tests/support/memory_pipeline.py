@@ -28,10 +28,11 @@ from consumer.processing.settings import ProcessingSettings
 from consumer.redo.payload import request_body, request_path
 from consumer.redo.secrets import SecretProvider
 from consumer.rules import RulesConfig
-from consumer.serde.events import RawDecoder, encode_raw
+from consumer.serde.events import RawDecoder
 from consumer.signals import Signals
 from consumer.state.changelog import Changelog
 from consumer.state.packed import RestoredStates
+from devkit.encoding import encode_raw
 from devkit.sandbox.schema import REQUEST, first_error
 
 INPUT_TOPIC = "tracking"

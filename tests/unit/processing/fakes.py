@@ -27,8 +27,8 @@ from consumer.processing.persist import Persist
 from consumer.processing.settings import ProcessingSettings
 from consumer.processing.writes import KafkaWrites
 from consumer.rules import RulesConfig
-from consumer.serde.events import encode_raw
 from consumer.state.changelog import Changelog
+from devkit.encoding import encode_raw
 from tests.support.memory_pipeline import (
     DEAD_LETTER_TOPIC,
     STATE_TOPIC,

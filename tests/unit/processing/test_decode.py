@@ -13,7 +13,8 @@ from consumer.errors import DecodeError, SchemaPending, SchemaRegistryUnavailabl
 from consumer.kafka.schema_registry import SchemaReference
 from consumer.model import TrackingEvent
 from consumer.processing.decode import Decode
-from consumer.serde.events import RawDecoder, encode_raw
+from consumer.serde.events import RawDecoder
+from devkit.encoding import encode_raw
 from tests.unit.processing.fakes import FAST, NOW, partition_work, raw, scan
 
 REFERENCE = SchemaReference(schema_id=7)

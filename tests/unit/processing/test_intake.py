@@ -19,9 +19,10 @@ from consumer.processing.scan import Scan
 from consumer.processing.timer_job import TimerJob
 from consumer.processing.timers import Timers
 from consumer.rules import RulesConfig
-from consumer.serde.events import RawDecoder, encode_raw
+from consumer.serde.events import RawDecoder
 from consumer.state.changelog import OFFSET_HEADER
 from consumer.state.store import PartitionStore
+from devkit.encoding import encode_raw
 from tests.unit.processing.fakes import (
     FAST,
     NOW,

@@ -15,8 +15,8 @@ from consumer.outcome import Outcome
 from consumer.processing.decode import Decode
 from consumer.processing.pending import PendingSchema
 from consumer.rules import RulesConfig
-from consumer.serde.events import encode_raw
 from consumer.state.store import PartitionStore
+from devkit.encoding import encode_raw
 from tests.unit.processing.fakes import FAST, NOW, Chain, partition_work, raw, scan
 from tests.unit.processing.test_decode import REFERENCE, FlakyRegistry
 

@@ -74,6 +74,25 @@ def test_a_config_built_in_code_also_matches_carriers_by_any_case() -> None:
     assert RulesConfig(carriers={"UPS": ups}).for_carrier("ups") is ups
 
 
+def test_carrier_resolutions_are_cached_within_bounds() -> None:
+    """for_carrier remembers its answers (a hot path), but the carrier is untrusted input: many
+    spellings or a huge one never grow the cache past its bounds, and answers stay right."""
+    ups = Thresholds(stall_in_transit=timedelta(days=2))
+    rules = RulesConfig(carriers={"UPS": ups})
+
+    for number in range(1_000):
+        assert rules.for_carrier(f"carrier-{number}") is rules.defaults
+        assert rules.for_carrier(" ups ") is ups
+    assert rules.for_carrier("x" * 100_000) is rules.defaults
+    assert rules.for_carrier("UPS" + " " * 100_000) is ups
+
+    cached = rules._resolved
+    assert 0 < len(cached) <= 256
+    assert all(len(carrier) <= 64 for carrier in cached)
+    assert RulesConfig(carriers={"UPS": ups}) == rules  # the cache is not part of the value
+    assert "_resolved" not in repr(rules)
+
+
 def test_zero_grace_may_omit_the_unit(tmp_path: Path) -> None:
     assert load_rules(
         write(tmp_path, "defaults: {eta_grace: 0}\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import io
 import json
 import uuid
@@ -37,13 +38,11 @@ from consumer.serde.events import (
     EventDecoder,
     RawDecoder,
     build_decoder,
-    encode_confluent,
-    encode_raw,
-    event_to_record,
     record_to_event,
-    schema_prefix,
+    tracking_event_schema,
 )
 from consumer.serde.schemas import load_schema_file, load_schema_json, parse_schema_document
+from devkit.encoding import encode_confluent, encode_raw, event_to_record, schema_prefix
 from tests.support.paths import TEST_DATA
 from tests.support.schema_registry_server import RegistryState, running_registry
 
@@ -394,6 +393,54 @@ def test_arbitrary_bytes_decode_or_raise_decode_error(value: bytes) -> None:
     for decoder in (RawDecoder(), RawDecoder(_NEWER_WRITER)):
         with contextlib.suppress(DecodeError):
             decoder.decode(value, NO_HEADERS)
+
+
+# The bundled writer is read by a hand-written reader (consumer.serde.events._read_bundled); any
+# other writer, even an equal copy of the bundled schema, by fastavro. The two must agree.
+_BY_FASTAVRO = RawDecoder(copy.deepcopy(tracking_event_schema()))
+
+
+def _outcome(decoder: RawDecoder, value: bytes) -> TrackingEvent | None:
+    try:
+        return decoder.decode(value, NO_HEADERS)
+    except DecodeError:
+        return None
+
+
+@given(_events)
+def test_the_bundled_reader_and_fastavro_decode_alike(event: TrackingEvent) -> None:
+    value = encode_raw(event)
+
+    assert RawDecoder().decode(value, NO_HEADERS) == _BY_FASTAVRO.decode(value, NO_HEADERS)
+
+
+@given(_events, st.data())
+def test_what_the_bundled_reader_accepts_fastavro_reads_the_same(
+    event: TrackingEvent, data: st.DataObject
+) -> None:
+    """Corrupted bytes: the hand-written reader never accepts what fastavro would read otherwise
+    (it is stricter where fastavro indexes a union with a negative number, see below)."""
+    value = bytearray(encode_raw(event))
+    for _ in range(data.draw(st.integers(1, 3))):
+        value[data.draw(st.integers(0, len(value) - 1))] = data.draw(st.integers(0, 255))
+
+    decoded = _outcome(RawDecoder(), bytes(value))
+
+    assert decoded is None or decoded == _outcome(_BY_FASTAVRO, bytes(value))
+
+
+def test_a_negative_union_index_is_a_decode_error() -> None:
+    """fastavro reads union index -1 (zigzag byte 1) as the last branch; Avro has no such index."""
+    body = encode_raw(replace(BARE_EVENT, carrier="UPS"))
+    branch = body.index(b"\x02\x06UPS")
+
+    with pytest.raises(DecodeError, match="union index -1"):
+        RawDecoder().decode(body[:branch] + b"\x01" + body[branch + 1 :], NO_HEADERS)
+
+
+def test_a_varint_longer_than_ten_bytes_is_a_decode_error() -> None:
+    with pytest.raises(DecodeError, match="longer than 10 bytes"):
+        RawDecoder().decode(b"\xff" * 11 + b"\x00", NO_HEADERS)
 
 
 def test_trailing_bytes_are_a_decode_error() -> None:
