@@ -63,57 +63,27 @@ values, so an ETA already reported delayed is not reported again when its day pa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, time, timedelta
-from enum import StrEnum
-from functools import lru_cache
-from typing import Literal
+from dataclasses import replace
+from datetime import datetime
 
 from consumer.model import (
     TERMINAL_STATUSES,
     AutomationEvent,
-    CallKind,
     RedoCall,
     ShipmentStatus,
     TrackingEvent,
 )
-from consumer.rules.config import RulesConfig, Thresholds
+from consumer.rules.calls import eta_passed_call, event_call, stall_call, status_call
+from consumer.rules.config import RulesConfig
+from consumer.rules.deadlines import eta_deadline, stall_deadline
+from consumer.rules.eta import Shift, eta_shift
 from consumer.rules.state import (
     MAX_NOTIFIED_ETAS,
     MAX_RECENT_EVENT_IDS,
     ShipmentState,
     remember,
 )
-
-END_OF_TIME = datetime.max.replace(tzinfo=UTC)
-"""The latest representable moment: where deadlines saturate."""
-
-ForwardPolicy = Literal["all", "changes"]
-"""``FORWARD_SCANS``: a status call for every scan, or only when the status differs from the last
-one sent."""
-
-
-class Verdict(StrEnum):
-    """What happened to a scan; the caller counts ``duplicate`` and ``out_of_order``."""
-
-    APPLIED = "applied"
-    DUPLICATE = "duplicate"
-    OUT_OF_ORDER = "out_of_order"
-
-
-@dataclass(frozen=True, slots=True)
-class Transition:
-    """The new state and the calls to send, in order, for one fulfillment."""
-
-    state: ShipmentState
-    calls: tuple[RedoCall, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class ScanTransition(Transition):
-    """A ``Transition`` caused by a scan, with the scan's verdict."""
-
-    verdict: Verdict
+from consumer.rules.transition import ForwardPolicy, ScanTransition, Transition, Verdict
 
 
 def process_scan(
@@ -177,61 +147,19 @@ def fire_timers(state: ShipmentState, *, clock: datetime, config: RulesConfig) -
     # are set in one replace at the end, none at all in the common case of nothing due.
     calls: list[RedoCall] = []
     stall_notified, notified_delayed = state.stall_notified, state.notified_delayed
-    stall_at = _stall_deadline(state, thresholds)
+    stall_at = stall_deadline(state, thresholds)
     if stall_at is not None and clock > stall_at:
-        calls.append(_stall_call(state, stall_at))
+        calls.append(stall_call(state, stall_at))
         stall_notified = True
-    eta_at = _eta_deadline(state, thresholds)
+    eta_at = eta_deadline(state, thresholds)
     if eta_at is not None and state.current_eta is not None and clock > eta_at:
-        calls.append(_eta_passed_call(state, eta_at))
+        calls.append(eta_passed_call(state, eta_at))
         notified_delayed = remember(notified_delayed, state.current_eta, MAX_NOTIFIED_ETAS)
     if not calls:
         return Transition(state, ())
     calls.sort(key=lambda call: call.at)
     fired = replace(state, stall_notified=stall_notified, notified_delayed=notified_delayed)
     return Transition(fired, tuple(calls))
-
-
-def next_deadline(state: ShipmentState, config: RulesConfig) -> datetime | None:
-    """The earliest deadline of a pending timer; None when no timer can fire without a new scan.
-
-    ``fire_timers`` fires nothing for a clock at or before it and something for any clock after.
-    """
-    thresholds = config.for_carrier(state.carrier)
-    stall_at = _stall_deadline(state, thresholds)
-    eta_at = _eta_deadline(state, thresholds)
-    if stall_at is None or eta_at is None:
-        return eta_at if stall_at is None else stall_at
-    return min(stall_at, eta_at)
-
-
-def expires_at(state: ShipmentState, config: RulesConfig) -> datetime:
-    """When the state may be dropped (tombstoned): a while after the last scan or terminal status.
-
-    Compared with the same partition clock as the timers.
-    """
-    thresholds = config.for_carrier(state.carrier)
-    after_last_scan = later(state.last_scan_at, thresholds.expire_after_last_scan)
-    if state.terminal_at is None:
-        return after_last_scan
-    return min(after_last_scan, later(state.terminal_at, thresholds.expire_after_terminal))
-
-
-def later(moment: datetime, span: timedelta) -> datetime:
-    """``moment + span``, saturating at ``END_OF_TIME`` instead of raising ``OverflowError``."""
-    try:
-        return moment + span
-    except OverflowError:
-        return END_OF_TIME
-
-
-def is_stale(call: RedoCall, *, now: datetime, max_age: timedelta) -> bool:
-    """docs/design.md §4 stale-news guard, applied at send time: ``call.at`` older than ``max_age``.
-
-    ``max_age`` of zero turns the guard off. A stale call still counts as done, so the state that
-    produced it keeps its marks.
-    """
-    return max_age > timedelta(0) and now - call.at > max_age
 
 
 def _apply(
@@ -257,9 +185,9 @@ def _apply(
         state.notified_delayed,
         state.notified_early,
     )
-    shift: _Shift | None = None
+    shift: Shift | None = None
     if eta is not None and terminal_at is None:
-        reference_eta, shift = _eta_shift(state, eta, config.for_carrier(carrier))
+        reference_eta, shift = eta_shift(state, eta, config.for_carrier(carrier))
         if shift is not None and shift.rule is AutomationEvent.DELAYED:
             notified_delayed = remember(notified_delayed, eta, MAX_NOTIFIED_ETAS)
         elif shift is not None:
@@ -284,9 +212,9 @@ def _apply(
     # same as building each after its own step.
     calls: list[RedoCall] = []
     if send_status:
-        calls.append(_status_call(state, event))
+        calls.append(status_call(state, event))
     if shift is not None:
-        calls.append(_event_call(state, shift.rule, event.occurred_at, shift.message))
+        calls.append(event_call(state, shift.rule, event.occurred_at, shift.message))
     return ScanTransition(state, tuple(calls), Verdict.APPLIED)
 
 
@@ -297,129 +225,3 @@ def _terminal_at(state: ShipmentState, event: TrackingEvent) -> datetime | None:
     if state.terminal_at is not None and state.terminal_at >= event.occurred_at:
         return state.terminal_at
     return event.occurred_at
-
-
-@dataclass(frozen=True, slots=True)
-class _Shift:
-    """An ETA shift to report: the rule, and the call's message."""
-
-    rule: AutomationEvent
-    message: str
-
-
-def _eta_shift(
-    state: ShipmentState, eta: date, thresholds: Thresholds
-) -> tuple[date | None, _Shift | None]:
-    """Delayed (a) and arriving_early: compare a scan's ETA with the reference ETA.
-
-    The new reference ETA, and the shift to report (None: nothing to report). A reported ETA is
-    to be remembered in the rule's ``notified_*``.
-    """
-    reference = state.reference_eta
-    if reference is None:
-        return eta, None
-    shift = (eta - reference).days
-    if shift >= thresholds.delay_min_days:
-        rule, already = AutomationEvent.DELAYED, state.notified_delayed
-    elif -shift >= thresholds.early_min_days:
-        rule, already = AutomationEvent.ARRIVING_EARLY, state.notified_early
-    else:
-        return reference, None
-    if eta in already:
-        return eta, None
-    direction = "later" if shift > 0 else "earlier"
-    message = f"Estimated delivery moved from {reference} to {eta}, {_days(abs(shift))} {direction}"
-    return eta, _Shift(rule, message)
-
-
-def _stall_deadline(state: ShipmentState, thresholds: Thresholds) -> datetime | None:
-    if state.terminal_at is not None or state.stall_notified:
-        return None
-    threshold = thresholds.stall_threshold(state.last_status)
-    return None if threshold is None else later(state.last_scan_at, threshold)
-
-
-def _eta_deadline(state: ShipmentState, thresholds: Thresholds) -> datetime | None:
-    eta = state.current_eta
-    if state.terminal_at is not None or eta is None or eta in state.notified_delayed:
-        return None
-    return _end_of_eta_day(eta, thresholds.eta_grace)
-
-
-@lru_cache(maxsize=1024)
-def _end_of_eta_day(eta: date, grace: timedelta) -> datetime:
-    """The end of the ETA day, taken as the next day's 00:00 UTC, plus ``grace``.
-
-    UTC because the ETA is a bare calendar date with no time zone (Redo notes carriers' dates may
-    be off by a day anyway); a grace of a few hours can absorb the destination's offset.
-
-    Cached: ~4 ETA deadlines per scan (each fire_timers and next_deadline) over a few hundred
-    live dates, and combine + add + later per call were 20 % of the rules' profiled time once
-    the replaces were gone. Bounded because the date is untrusted input.
-    """
-    if eta == date.max:
-        return END_OF_TIME
-    return later(datetime.combine(eta + timedelta(days=1), time(0), tzinfo=UTC), grace)
-
-
-def _status_call(state: ShipmentState, event: TrackingEvent) -> RedoCall:
-    return RedoCall(
-        kind=CallKind.STATUS,
-        store_id=state.store_id,
-        order_id=state.order_id,
-        fulfillment_id=state.fulfillment_id,
-        status=event.status.value,
-        at=event.occurred_at,
-        message=event.message,
-        location=event.location,
-        estimated_delivery_date=state.current_eta,
-    )
-
-
-def _event_call(
-    state: ShipmentState, rule: AutomationEvent, at: datetime, message: str
-) -> RedoCall:
-    return RedoCall(
-        kind=CallKind.EVENT,
-        store_id=state.store_id,
-        order_id=state.order_id,
-        fulfillment_id=state.fulfillment_id,
-        status=rule.value,
-        at=at,
-        message=message,
-        estimated_delivery_date=state.current_eta,
-    )
-
-
-def _stall_call(state: ShipmentState, deadline: datetime) -> RedoCall:
-    message = (
-        f"No carrier scan for more than {_duration(deadline - state.last_scan_at)} "
-        f"while {state.last_status} "
-        f"(last scan {_iso(state.last_scan_at)})"
-    )
-    return _event_call(state, AutomationEvent.STALLED_IN_TRANSIT, deadline, message)
-
-
-def _eta_passed_call(state: ShipmentState, deadline: datetime) -> RedoCall:
-    message = (
-        f"Estimated delivery date {state.current_eta} has passed without delivery "
-        f"(last status {state.last_status or ShipmentStatus.UNKNOWN})"
-    )
-    return _event_call(state, AutomationEvent.DELAYED, deadline, message)
-
-
-def _days(count: int) -> str:
-    return f"{count} day" if count == 1 else f"{count} days"
-
-
-def _duration(span: timedelta) -> str:
-    seconds = int(span.total_seconds())
-    if seconds % 3600 == 0:
-        return f"{seconds // 3600} h"
-    if seconds % 60 == 0:
-        return f"{seconds // 60} min"
-    return f"{seconds} s"
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

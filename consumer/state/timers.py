@@ -13,7 +13,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from functools import cache
 
-from consumer.rules import RulesConfig, ShipmentState, engine, expires_at, next_deadline
+from consumer.rules import RulesConfig, ShipmentState, deadlines, engine, expires_at, next_deadline
 from consumer.state.codec import NO_DEADLINE, to_us
 
 
@@ -26,7 +26,7 @@ def deadline_us(state: ShipmentState, config: RulesConfig) -> int:
 
 
 def rules_tag(config: RulesConfig) -> int:
-    """Names the rules that compute deadlines (their thresholds and the engine's code), so a
+    """Names the rules that compute deadlines (their thresholds and the code that fires them), so a
     deadline written with other rules is recomputed, not trusted. Never 0 ("no deadline")."""
     return zlib.crc32(repr(config).encode(), _engine_crc()) or 1
 
@@ -34,7 +34,7 @@ def rules_tag(config: RulesConfig) -> int:
 @cache
 def _engine_crc() -> int:
     try:
-        return zlib.crc32(inspect.getsource(engine).encode())
+        return zlib.crc32(b"".join(inspect.getsource(m).encode() for m in (engine, deadlines)))
     except OSError:  # no source shipped: the thresholds alone name the rules
         return 0
 
