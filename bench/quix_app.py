@@ -20,7 +20,8 @@ from quixstreams import Application
 from quixstreams.models.serializers.avro import AvroDeserializer
 
 from bench.calls import parse_kafka_contender, redo_request
-from consumer.serde.events import record_to_event, tracking_event_schema
+from consumer.serde.fields import record_to_event
+from consumer.serde.schemas import tracking_event_schema
 
 
 def main(argv: list[str] | None = None) -> None:

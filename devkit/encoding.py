@@ -13,7 +13,8 @@ import fastavro
 
 from consumer.kafka.schema_registry import SchemaReference
 from consumer.model import TrackingEvent
-from consumer.serde.events import MAGIC_GUID, MAGIC_ID, schema_key, tracking_event_schema
+from consumer.serde.framing import MAGIC_GUID, MAGIC_ID, schema_key
+from consumer.serde.schemas import tracking_event_schema
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)

@@ -72,3 +72,11 @@ def _read_json_object(path: Path) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise ValueError(f"{path}: an Avro schema file must hold a JSON object")
     return document
+
+
+TRACKING_EVENT = "tracking_event"
+
+
+def tracking_event_schema() -> dict[str, Any]:
+    """The bundled ``TrackingEvent`` schema (parsed, cached): the reader schema of every decoder."""
+    return load_schema(TRACKING_EVENT)

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from consumer.model import Location, ShipmentStatus, TrackingEvent
 from consumer.processing import scan as scan_module
 from consumer.rules import RulesConfig, Thresholds
-from consumer.serde.events import MAX_ID_LENGTH
+from consumer.serde.fields import MAX_ID_LENGTH
 from consumer.state.codec import decode_state
 from tests.support.memory_pipeline import MemoryPipeline
 

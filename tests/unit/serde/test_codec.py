@@ -31,17 +31,15 @@ from consumer.errors import (
 )
 from consumer.kafka.schema_registry import SchemaReference, SchemaRegistry
 from consumer.model import Location, ShipmentStatus, TrackingEvent
-from consumer.serde.events import (
-    MAX_ID_LENGTH,
-    VALUE_SCHEMA_ID_HEADER,
-    ConfluentDecoder,
-    EventDecoder,
-    RawDecoder,
-    build_decoder,
-    record_to_event,
+from consumer.serde.events import ConfluentDecoder, EventDecoder, RawDecoder, build_decoder
+from consumer.serde.fields import MAX_ID_LENGTH, record_to_event
+from consumer.serde.framing import VALUE_SCHEMA_ID_HEADER
+from consumer.serde.schemas import (
+    load_schema_file,
+    load_schema_json,
+    parse_schema_document,
     tracking_event_schema,
 )
-from consumer.serde.schemas import load_schema_file, load_schema_json, parse_schema_document
 from devkit.encoding import encode_confluent, encode_raw, event_to_record, schema_prefix
 from tests.support.paths import TEST_DATA
 from tests.support.schema_registry_server import RegistryState, running_registry
@@ -395,7 +393,7 @@ def test_arbitrary_bytes_decode_or_raise_decode_error(value: bytes) -> None:
             decoder.decode(value, NO_HEADERS)
 
 
-# The bundled writer is read by a hand-written reader (consumer.serde.events._read_bundled); any
+# The bundled writer is read by a hand-written reader (consumer.serde.bundled.read_bundled); any
 # other writer, even an equal copy of the bundled schema, by fastavro. The two must agree.
 _BY_FASTAVRO = RawDecoder(copy.deepcopy(tracking_event_schema()))
 
