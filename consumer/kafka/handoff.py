@@ -3,7 +3,7 @@
 Contract: records, restored state, released partitions and caught-up verdicts go to the loop as
 ``call_soon_threadsafe`` messages, so they run on the loop in the order this thread sent them
 (a caught-up verdict queues behind the batch handed over before it). ``drain`` is the one
-blocking call: it runs ``Pipeline.drain`` on the loop and waits for it, bounded, so a rebalance
+blocking call: it runs ``Processor.drain`` on the loop and waits for it, bounded, so a rebalance
 or a shutdown cannot hang on an overloaded loop. Called from the Kafka thread and, for
 ``attach``, the restore threads.
 """

@@ -55,7 +55,7 @@ class PartitionWork:
     """Owned by the loop: the revoke's drain is over; calls still retrying stop now."""
     next_offset: int | None = None
     caught_up: bool = False
-    """Owned by the loop: the clock follows the wall clock (``Pipeline.set_caught_up``)."""
+    """Owned by the loop: the clock follows the wall clock (``Processor.set_caught_up``)."""
     timers_queued: int = 0
     """Owned by the loop: timer jobs queued and not finished; they count toward ``buffered``."""
 
