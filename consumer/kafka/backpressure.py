@@ -53,10 +53,6 @@ class Flow:
     def is_paused(self, work: PartitionWork) -> bool:
         return (work.topic, work.partition) in self._paused
 
-    @property
-    def paused(self) -> int:
-        return len(self._paused)
-
     def hold(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Pause newly assigned partitions until they are positioned."""
         if partitions:

@@ -48,4 +48,5 @@ class Committer:
             return
         for work, offset in pending:
             work.committed = offset
-            metrics.COMMITTED_OFFSET.labels(work.topic, str(work.partition)).set(offset)
+            if not work.revoked:  # a revoked partition's series was removed: do not bring it back
+                metrics.COMMITTED_OFFSET.labels(work.topic, str(work.partition)).set(offset)

@@ -21,7 +21,9 @@ field                written by                          read by
                      this assignment was handed over
 ``committed``        Kafka (``start_at``, after commits)  Kafka, loop (read only)
 ``next_offset``      Kafka (``start_at``, hand-over)     Kafka; loop (read only)
-``revoked``          Kafka (``OffsetTracker.revoke``)    loop, restore threads (a bool)
+``revoked``          Kafka (``OffsetTracker.revoke``);   loop, restore threads (a bool)
+                     loop (``Jobs.drain``); both only
+                     ever set it to True
 ``given_up``,        loop                                loop; Kafka reads ``timers_queued`` as
 ``caught_up``,                                           an int inside ``buffered``
 ``timers_queued``

@@ -116,8 +116,9 @@ def read_bundled(data: bytes, pos: int) -> tuple[TrackingEvent, int]:
     dispatch and the dict in between: ``decode`` went from 20 to 13 µs a record on the bench
     workload (schemaless_reader alone was 12, record_to_event 6). Bad bytes raise what fastavro
     raises (EOFError, IndexError, ValueError, OverflowError) and the checks are record_to_event's;
-    stricter only where fastavro reads garbage: a negative union index (which it takes as the
-    last branch) and a varint longer than a 64-bit long.
+    stricter only where fastavro reads garbage: a negative union or enum index (which it takes,
+    by Python's negative indexing, as a branch or symbol from the end) and a varint longer than
+    a 64-bit long. Such a record is dead-lettered as ``decode`` instead of processed.
     """
     event_id, pos = _read_string(data, pos)
     store_id, pos = _read_string(data, pos)

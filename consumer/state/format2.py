@@ -34,7 +34,6 @@ _CRC_RESIDUE = 0x2144DF1C
 # last_scan_at, terminal_at (µs), current_eta, reference_eta (ordinal, 0: none), last status,
 # last status sent (status code), stall_notified, and the counts of the three lists.
 _FIXED = struct.Struct("<qqiiBBBBBB")
-_LENGTH = struct.Struct("<H")
 _PREFIXED = 0x8000  # in an eventId's length: the fulfillment ID comes first and is not written
 _MAX_STRING = _PREFIXED - 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from consumer.kafka.commits import Committer
 from consumer.kafka.offsets import PartitionWork
+from consumer.ops import metrics
 from tests.unit.kafka.fakes import FakeClock, FakeConsumer
 
 
@@ -54,3 +55,25 @@ def test_the_periodic_commit_waits_for_its_interval() -> None:
     clock.now += 0.5
     committer.commit_if_due(consumer, [work])  # type: ignore[arg-type]
     assert consumer.commits == [[(0, 1)]]
+
+
+def _committed_series(topic: str) -> set[str]:
+    return {
+        sample.labels["partition"]
+        for family in metrics.COMMITTED_OFFSET.collect()
+        for sample in family.samples
+        if sample.labels.get("topic") == topic
+    }
+
+
+def test_the_commit_on_revoke_does_not_bring_back_a_removed_series() -> None:
+    consumer = FakeConsumer()
+    kept, revoked = PartitionWork("revoke-t", 0), PartitionWork("revoke-t", 1)
+    for work in (kept, revoked):
+        work.start_at(0, commit=False)
+        work.register(0)
+        work.done(0)
+    revoked.revoked = True  # released: its series was removed before this last commit
+    Committer(1.0).commit(consumer, [kept, revoked])  # type: ignore[arg-type]
+    assert consumer.commits == [[(0, 1), (1, 1)]], "the revoked partition's offset is committed"
+    assert _committed_series("revoke-t") == {"0"}
