@@ -7,7 +7,13 @@ that each one they use is exported by a running consumer.
 
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import TypeVar
+
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
+
+_Metric = TypeVar("_Metric", bound=MetricWrapperBase)
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 
@@ -100,3 +106,11 @@ UNEXPECTED_FAILURES = Counter(
     "tracking_unexpected_failures_total",
     "Failures outside every contained path (bugs): the record stays undone and /healthz fails.",
 )
+
+
+@lru_cache(maxsize=128)
+def child(metric: _Metric, value: str) -> _Metric:
+    """``metric.labels(value)``, resolved once: on the per-record path ``labels`` took ~3 µs a
+    call, 3 % of the event path's CPU (cProfile, 1.5 calls an event). Only for metrics whose
+    series are never removed and whose one label takes few values (outcomes, call kinds, rules)."""
+    return metric.labels(value)

@@ -51,7 +51,7 @@ class Deliver:
         outcome = Outcome.NO_CALL
         for index, call in enumerate(calls):
             if call.kind is CallKind.EVENT:
-                metrics.RULE_FIRINGS.labels(rule=call.status).inc()
+                metrics.child(metrics.RULE_FIRINGS, call.status).inc()
             if is_stale(call, now=self._now(), max_age=self._max_age):
                 metrics.STALE_DROPS.labels(kind=call.kind.value).inc()
                 log.info(
@@ -73,7 +73,7 @@ class Deliver:
                 return Outcome.ABANDONED
             if result is Outcome.SENT:
                 sent.append(call)
-                metrics.EVENT_TO_CALL_LATENCY.labels(kind=call.kind.value).observe(
+                metrics.child(metrics.EVENT_TO_CALL_LATENCY, call.kind.value).observe(
                     max(0.0, (self._now() - call.at).total_seconds())
                 )
                 if outcome is Outcome.NO_CALL or outcome is Outcome.STALE:

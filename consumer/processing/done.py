@@ -27,7 +27,7 @@ class Done:
     def mark(self, work: PartitionWork, offset: int | None, outcome: Outcome) -> None:
         if outcome is not Outcome.ABANDONED and offset is not None:
             work.done(offset)
-            metrics.RECORDS_DONE.labels(outcome=outcome).inc()
+            metrics.child(metrics.RECORDS_DONE, outcome).inc()
 
     def failed_unexpectedly(self, what: str, work: PartitionWork) -> None:
         """Something outside every contained path failed (a bug in the containment itself):

@@ -14,7 +14,6 @@ generator's and many carriers' IDs do).
 
 from __future__ import annotations
 
-import contextlib
 import struct
 import zlib
 from datetime import UTC, date, datetime, timedelta
@@ -22,6 +21,7 @@ from typing import NamedTuple
 
 from consumer.model import ShipmentStatus, stored_status
 from consumer.rules.state import ShipmentState
+from consumer.state.recent import ByState
 
 FORMAT = 2
 
@@ -110,33 +110,11 @@ class TooLong(Exception):
     """A string too long for format 2's length field."""
 
 
-class _RecentBodies:
-    """The format-2 bodies of the states encoded last, by identity (states are immutable).
-
-    The pipeline encodes each new state twice: ``PartitionStore.put`` keeps it, and
-    ``Changelog.write`` (a few awaits later, with its deadline hint) writes it; the body is the
-    same, so the second encode costs a lookup (cProfile of the pipeline: the
-    two encodes were 17 % of the pipeline's CPU).
-    """
-
-    SIZE = 256  # > MAX_IN_FLIGHT puts between a put and its write
-
-    def __init__(self) -> None:
-        self._bodies: dict[int, tuple[ShipmentState, bytes]] = {}
-
-    def get(self, state: ShipmentState) -> bytes | None:
-        found = self._bodies.get(id(state))
-        return found[1] if found is not None and found[0] is state else None
-
-    def put(self, state: ShipmentState, body: bytes) -> None:
-        bodies = self._bodies
-        bodies[id(state)] = (state, body)  # holds the state, so its id is not reused meanwhile
-        if len(bodies) > self.SIZE:
-            with contextlib.suppress(StopIteration, KeyError, RuntimeError):  # a racing thread
-                del bodies[next(iter(bodies))]
-
-
-_bodies = _RecentBodies()
+# The format-2 bodies of the states encoded last. Each new state is encoded twice:
+# ``PartitionStore.put`` keeps it, and ``Changelog.write`` (a few awaits later, with its deadline
+# hint) writes it; the body is the same, so the second encode costs a lookup (cProfile of the
+# pipeline: the two encodes were 17 % of the pipeline's CPU).
+_bodies: ByState[bytes] = ByState()
 
 
 def _body(state: ShipmentState) -> bytes:
