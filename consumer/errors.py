@@ -111,6 +111,11 @@ class RestoreCancelled(TrackingConsumerError):
     quietly; the new owner restores it."""
 
 
+class StateDecodeError(TrackingConsumerError, ValueError):
+    """A changelog state record this version cannot read: set aside (quarantined), counted in
+    ``tracking_states_quarantined_total``, logged; the shipment starts afresh at its next scan."""
+
+
 # --- Schema registry: the record may be fine, the schema is not at hand -----------------------
 
 

@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from consumer.errors import StateDecodeError
 from consumer.kafka.config import restore_config
 from consumer.kafka.producer import AsyncProducer
 from consumer.kafka.reader import read_to_end
@@ -38,7 +39,6 @@ from consumer.rules import RulesConfig, ShipmentState
 from consumer.state.codec import (
     FORMAT_V1,
     DeadlineHint,
-    StateDecodeError,
     deadline_hint,
     decode_state,
     encode_state,

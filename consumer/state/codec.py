@@ -9,6 +9,7 @@ A state whose strings do not fit format 2 (longer than 32 KiB) is written as for
 
 from __future__ import annotations
 
+from consumer.errors import StateDecodeError
 from consumer.rules.state import ShipmentState
 from consumer.state import format1, format2
 from consumer.state.format2 import NO_DEADLINE, DeadlineHint, to_us
@@ -21,16 +22,11 @@ __all__ = [
     "FORMAT_V2",
     "NO_DEADLINE",
     "DeadlineHint",
-    "StateDecodeError",
     "deadline_hint",
     "decode_state",
     "encode_state",
     "to_us",
 ]
-
-
-class StateDecodeError(ValueError):
-    """A changelog record this version cannot read."""
 
 
 def encode_state(state: ShipmentState, hint: DeadlineHint | None = None) -> bytes:

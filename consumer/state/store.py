@@ -27,9 +27,10 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from datetime import datetime
 
+from consumer.errors import StateDecodeError
 from consumer.ops import metrics
 from consumer.rules import RulesConfig, ShipmentState, expires_at
-from consumer.state.codec import StateDecodeError, decode_state, encode_state, to_us
+from consumer.state.codec import decode_state, encode_state, to_us
 from consumer.state.packed import (
     HEADER,
     NO_OFFSET,

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from consumer.errors import StateDecodeError
 from consumer.model import ShipmentStatus
 from consumer.rules import ShipmentState
 from consumer.serde.schemas import load_schema
@@ -18,7 +19,6 @@ from consumer.state.codec import (
     FORMAT_V1,
     FORMAT_V2,
     DeadlineHint,
-    StateDecodeError,
     deadline_hint,
     decode_state,
     encode_state,
